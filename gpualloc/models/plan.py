@@ -1,0 +1,128 @@
+"""The plan: what runs where and when, and how sure the solver is (DESIGN.md plan file)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InstanceError, Issue
+from .io import atomic_write_text, read_mapping, validation_issues
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .instance import Instance
+
+
+class SolveStatus(StrEnum):
+    """``optimal`` is a claim backed by a proven bound within the gap tolerance."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    UNKNOWN = "unknown"
+
+
+class Assignment(BaseModel):
+    """One job run: ``gpus`` of ``accelerator`` on ``cluster`` during periods start..end-1."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    job: str
+    cluster: str
+    accelerator: str
+    gpus: int
+    start: int
+    end: int
+    cost: float
+    value: float
+    option: int | None = None
+
+    @property
+    def periods(self) -> int:
+        return self.end - self.start
+
+
+class Ineligible(BaseModel):
+    """An option removed before solving because an export rule bars it on a cluster."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: str
+    option: int
+    cluster: str
+    reason: str
+
+
+class Plan(BaseModel):
+    """A solve result. Carries seed, backend, parameters, runtime, bound and gap."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    instance: str
+    status: SolveStatus
+    objective: float | None = None
+    bound: float | None = None
+    gap: float | None = None
+    backend: str = ""
+    solve_seconds: float = 0.0
+    assignments: tuple[Assignment, ...] = ()
+    unscheduled: tuple[str, ...] = ()
+    seed: int | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    model_size: dict[str, int] = Field(default_factory=dict)
+    ineligible: tuple[Ineligible, ...] = ()
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_feasible(self) -> bool:
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+    def assignment(self, job: str) -> Assignment | None:
+        return next((a for a in self.assignments if a.job == job), None)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per assignment (requires pandas)."""
+        import pandas as pd
+
+        cols = list(Assignment.model_fields)
+        return pd.DataFrame([a.model_dump() for a in self.assignments], columns=cols)
+
+
+def compute_gap(objective: float | None, bound: float | None) -> float | None:
+    """``(bound - objective) / max(1, |bound|)``, or None without both figures."""
+    if objective is None or bound is None:
+        return None
+    return max(0.0, (bound - objective) / max(1.0, abs(bound)))
+
+
+def plan_to_dict(plan: Plan, instance: Instance | None = None) -> dict[str, Any]:
+    """The plan file content; with the instance, metrics are added as extra keys."""
+    data = plan.model_dump(mode="json")
+    if instance is not None:
+        from .metrics import plan_metrics
+
+        data["metrics"] = plan_metrics(instance, plan)
+    return data
+
+
+def save_plan(plan: Plan, path: str | Path, instance: Instance | None = None) -> None:
+    """Write a plan file (JSON) atomically."""
+    atomic_write_text(path, json.dumps(plan_to_dict(plan, instance), indent=2) + "\n")
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read a plan file, raising a located InstanceError when it is malformed."""
+    data = read_mapping(path, what="plan")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as e:
+        raise InstanceError(validation_issues(e), str(path)) from None
+
+
+__all__ = ["Assignment", "Ineligible", "Issue", "Plan", "SolveStatus", "compute_gap",
+           "load_plan", "save_plan"]

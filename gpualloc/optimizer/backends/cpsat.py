@@ -1,0 +1,161 @@
+"""OR-Tools CP-SAT adapter.
+
+CP-SAT needs integer constraint coefficients: each row is scaled by the smallest power of ten
+that makes it integral (exact for prices with a few decimals). A row that no power up to 1e9
+makes integral is tightened conservatively (coefficients rounded up, right-hand side down), so
+a CP-SAT plan is always valid. The objective is scaled the same way when exact, otherwise
+handed to CP-SAT as a floating-point objective.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from ..formulation import LinearModel, Row
+from .base import BackendResult, Progress, ProgressCallback, SolveParams
+
+_MAX_INT = 2**62
+
+
+def integer_scale(coefs: list[float], max_power: int = 9, limit: float = _MAX_INT) -> float | None:
+    """Smallest ``10**k`` (k <= max_power) making every coefficient integral, within ``limit``."""
+    for k in range(max_power + 1):
+        f = 10.0**k
+        scaled = [c * f for c in coefs]
+        if all(abs(s - round(s)) <= 1e-9 * max(1.0, abs(s)) for s in scaled):
+            return f if sum(abs(s) for s in scaled) < limit else None
+    return None
+
+
+class CpSatBackend:
+    """Google OR-Tools CP-SAT."""
+
+    name = "cpsat"
+
+    def __init__(self) -> None:
+        self._solver = None
+        self._lock = threading.Lock()
+
+    def available(self) -> bool:
+        try:
+            import ortools.sat.python.cp_model  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Ask a running solve to stop and return its incumbent (thread/signal safe)."""
+        with self._lock:
+            if self._solver is not None:
+                self._solver.stop_search()
+
+    def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
+              progress: ProgressCallback | None = None) -> BackendResult:
+        from ortools.sat.python import cp_model
+
+        began = time.perf_counter()
+        cp = cp_model.CpModel()
+        x = [cp.new_bool_var(f"x{i}") for i in range(model.num_vars)]
+        for row in model.rows:
+            _add_row(cp, x, row)
+        objective = model.objective
+        scale = integer_scale(objective, max_power=6, limit=2.0**52)
+        factor = scale or 1.0
+        if scale is not None:
+            cp.maximize(cp_model.LinearExpr.weighted_sum(x, [round(c * scale) for c in objective]))
+        else:
+            cp.maximize(cp_model.LinearExpr.weighted_sum(x, objective))
+        if start is not None:
+            for var, v in zip(x, start, strict=True):
+                cp.add_hint(var, v > 0.5)
+
+        solver = cp_model.CpSolver()
+        p = solver.parameters
+        if params.time_limit is not None:
+            p.max_time_in_seconds = max(0.01, params.time_limit - (time.perf_counter() - began))
+        p.num_workers = max(1, params.workers)
+        p.random_seed = params.seed
+        p.relative_gap_limit = params.gap_tolerance
+        p.absolute_gap_limit = 0.5 if scale is not None else 1e-9
+        p.log_search_progress = params.log
+        if params.workers == 1:
+            p.interleave_search = False
+
+        callback = _Reporter(factor, began, progress) if progress else None
+        with self._lock:
+            self._solver = solver
+        try:
+            status = solver.solve(cp, callback)
+        finally:
+            with self._lock:
+                self._solver = None
+
+        names = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible",
+                 cp_model.INFEASIBLE: "infeasible"}
+        raw = names.get(status, "unknown")
+        values = None
+        bound = None
+        if raw in ("optimal", "feasible"):
+            values = [float(v) for v in solver.boolean_values(x)]
+            bound = solver.best_objective_bound / factor
+        elif raw == "unknown" and math.isfinite(solver.best_objective_bound):
+            bound = solver.best_objective_bound / factor
+        return BackendResult(
+            status=raw, values=values, bound=bound,
+            stats={"branches": solver.num_branches, "conflicts": solver.num_conflicts,
+                   "wall_time": solver.wall_time, "status_name": solver.status_name(status)},
+        )
+
+
+def _add_row(cp, x, row: Row) -> None:  # noqa: ANN001 - CP-SAT objects
+    from ortools.sat.python import cp_model
+
+    if row.kind == "assign" and all(c == 1.0 for c in row.coefs) and row.rhs == 1.0:
+        lits = [x[i] for i in row.vars]
+        if row.sense == "<=":
+            cp.add_at_most_one(lits)
+        else:
+            cp.add_exactly_one(lits)
+        return
+    f = integer_scale(row.coefs, limit=_MAX_INT - abs(row.rhs) * 1e9)
+    if f is None:
+        ints, rhs = _conservative(row)
+    else:
+        ints = [round(c * f) for c in row.coefs]
+        r = row.rhs * f
+        tol = 1e-9 * max(1.0, abs(r))
+        rhs = {"<=": math.floor(r + tol), ">=": math.ceil(r - tol), "==": round(r)}[row.sense]
+    expr = cp_model.LinearExpr.weighted_sum([x[i] for i in row.vars], ints)
+    if row.sense == "<=":
+        cp.add(expr <= int(rhs))
+    elif row.sense == ">=":
+        cp.add(expr >= int(rhs))
+    else:
+        cp.add(expr == int(rhs))
+
+
+def _conservative(row: Row) -> tuple[list[int], int]:
+    """Integral row implying the original (for <=): scale by 1e6, round coefs up, rhs down."""
+    f = 1e6
+    if row.sense == "<=":
+        return [math.ceil(c * f) for c in row.coefs], math.floor(row.rhs * f)
+    if row.sense == ">=":
+        return [math.floor(c * f) for c in row.coefs], math.ceil(row.rhs * f)
+    return [round(c * f) for c in row.coefs], round(row.rhs * f)
+
+
+class _Reporter:
+    """CP-SAT solution callback that forwards progress (objective, bound, seconds)."""
+
+    def __new__(cls, factor: float, began: float, progress: ProgressCallback):  # noqa: ANN204
+        from ortools.sat.python import cp_model
+
+        class _Callback(cp_model.CpSolverSolutionCallback):
+            def on_solution_callback(self) -> None:
+                progress(Progress(objective=self.objective_value / factor,
+                                  bound=self.best_objective_bound / factor,
+                                  seconds=time.perf_counter() - began))
+
+        return _Callback()

@@ -1,0 +1,97 @@
+"""The one entry point: ``solve(instance, ...) -> Plan``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..models import Instance, Plan, SolveStatus, compute_gap
+from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get_backend
+from .formulation import LinearModel, build
+
+log = logging.getLogger(__name__)
+
+
+def solve(
+    instance: Instance,
+    backend: str | Backend = "cpsat",
+    *,
+    time_limit: float | None = 60.0,
+    seed: int = 0,
+    workers: int = 1,
+    gap_tolerance: float = 1e-6,
+    warm_start: Plan | None = None,
+    progress: ProgressCallback | None = None,
+    log_search: bool = False,
+) -> Plan:
+    """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
+
+    ``optimal`` is claimed only when the solver's proven bound is within ``gap_tolerance``
+    (relative) of the plan's objective. When the time limit stops the search, the incumbent is
+    returned as ``feasible``; an infeasible instance returns status ``infeasible``.
+    """
+    began = time.perf_counter()
+    engine = get_backend(backend) if isinstance(backend, str) else backend
+    params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
+                         gap_tolerance=gap_tolerance, log=log_search)
+    model = build(instance)
+    log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
+    start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
+    if start is not None and model.check(start):
+        log.debug("warm start violates the model; passed as a hint only")
+
+    if model.infeasible:
+        raw = BackendResult("infeasible", stats={"reason": model.infeasible})
+    elif model.num_vars == 0:
+        raw = BackendResult("optimal", [], 0.0)
+    else:
+        remaining = None if time_limit is None else max(
+            0.01, time_limit - (time.perf_counter() - began))
+        raw = engine.solve(model, _with_limit(params, remaining), start, progress)
+    return _to_plan(instance, model, raw, start, engine.name, params, began)
+
+
+def _with_limit(params: SolveParams, time_limit: float | None) -> SolveParams:
+    return SolveParams(time_limit=time_limit, seed=params.seed, workers=params.workers,
+                       gap_tolerance=params.gap_tolerance, log=params.log, extra=params.extra)
+
+
+def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
+             start: list[float] | None, backend: str, params: SolveParams,
+             began: float) -> Plan:
+    values = raw.values
+    objective = model.objective_value(values) if values is not None else None
+    if start is not None and not model.check(start):
+        start_obj = model.objective_value(start)
+        if objective is None or start_obj > objective + 1e-9 * max(1.0, abs(start_obj)):
+            values, objective = start, start_obj  # never return worse than a valid warm start
+    bound = raw.bound
+    if bound is not None and objective is not None:
+        bound = max(bound, objective)  # the optimum is at least the incumbent
+    gap = compute_gap(objective, bound)
+    if raw.status == "infeasible" and values is None:
+        status = SolveStatus.INFEASIBLE
+    elif values is None:
+        status = SolveStatus.UNKNOWN
+    elif raw.status == "optimal" and gap is not None and gap <= params.gap_tolerance + 1e-12:
+        status = SolveStatus.OPTIMAL
+    else:
+        status = SolveStatus.FEASIBLE
+    assignments = model.decode(values) if values is not None else []
+    assigned = {a.job for a in assignments}
+    return Plan(
+        instance=instance.name,
+        status=status,
+        objective=objective,
+        bound=bound,
+        gap=gap,
+        backend=backend,
+        solve_seconds=time.perf_counter() - began,
+        assignments=tuple(assignments),
+        unscheduled=tuple(j.id for j in instance.jobs if j.id not in assigned),
+        seed=params.seed,
+        parameters=params.as_dict(),
+        model_size=model.size(),
+        ineligible=tuple(model.ineligible),
+        summary={k: v for k, v in raw.stats.items() if isinstance(v, int | float | str | list)},
+    )
