@@ -62,7 +62,7 @@ REGIMES: dict[str, tuple[tuple[str, tuple[Clause, ...]], ...]] = {
         ("3A090.b", (
             {"tpp_min": 4800, "datacenter": True},
             {"tpp_min": 1600, "pd_min": 3.2, "datacenter": True},
-            {"tpp_min": 2400, "pd_min": 1.6},
+            {"tpp_min": 2400, "pd_min": 1.6, "datacenter": True},
             {"names": ["H20"]},
         )),
     ),

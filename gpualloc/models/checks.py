@@ -2,34 +2,43 @@
 
 They run on the raw mapping (as loaded from YAML/JSON, or dumped from a model) and tolerate
 malformed parts, so that a file with both type errors and dangling references gets every
-problem reported in one pass.
+problem reported in one pass. Whatever is not of the expected shape is skipped here (the
+schema reports it); ``semantic_issues`` never raises on any input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+import difflib
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import Any, Literal
 
 import networkx as nx
 
-from .catalog import BUILTIN, REGIMES, can_classify
+from .catalog import BUILTIN, DEFAULT_REGIME, REGIMES, can_classify
 from .errors import Issue
+from .errors import show_value as _q
+
+Severity = Literal["error", "warning"]
 
 _SCOPE_REFS = {"accelerators": "accelerator", "clusters": "cluster", "startups": "start-up"}
 _SOFT_REFS = {"regions": "region", "countries": "country"}
+_IDS = (("clusters", "id"), ("startups", "id"), ("jobs", "id"), ("caps", "id"),
+        ("accelerators", "name"), ("eligibility", "id"))
 
 
-def _items(data: Mapping[str, Any], key: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    seq = data.get(key)
+def _items(data: Any, key: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """The mappings in the list ``data[key]`` with their indices (others are skipped)."""
+    seq = data.get(key) if isinstance(data, Mapping) else None
     if isinstance(seq, list | tuple):
         for i, item in enumerate(seq):
             if isinstance(item, Mapping):
                 yield i, item
 
 
-def _strs(value: Any) -> list[str]:
+def _strs(value: Any) -> list[tuple[int, str]]:
+    """The strings of a list with their indices."""
     if isinstance(value, list | tuple):
-        return [v for v in value if isinstance(v, str)]
+        return [(k, v) for k, v in enumerate(value) if isinstance(v, str)]
     return []
 
 
@@ -37,14 +46,33 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def hint(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'H800'?)`` or `` (known: a, b)`` or ``''`` for an unknown name."""
+    candidates = sorted(k for k in known if isinstance(k, str))
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    if not candidates:
+        return " (none are defined)"
+    if len(candidates) <= 6:
+        return f" (known: {', '.join(candidates)})"
+    return ""
+
+
 def _duplicates(data: Mapping[str, Any], key: str, field: str) -> Iterator[Issue]:
-    seen: dict[Any, int] = {}
+    seen: dict[str, int] = {}
     for i, item in _items(data, key):
-        ident = item.get(field)
-        if not isinstance(ident, str):
+        ident = _str(item.get(field))
+        if ident is None:
             continue
         if ident in seen:
-            yield Issue(f"{key}[{i}].{field}", f"duplicate id {ident!r} (first at {key}[{seen[ident]}])")
+            what = "name" if field == "name" else "id"
+            yield Issue(f"{key}[{i}].{field}",
+                        f"duplicate {what} {_q(ident)} (first at {key}[{seen[ident]}])")
         else:
             seen[ident] = i
 
@@ -54,80 +82,74 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
     if not isinstance(data, Mapping):
         return []
     out: list[Issue] = []
-    for key, field in (("clusters", "id"), ("startups", "id"), ("jobs", "id"), ("caps", "id"),
-                       ("accelerators", "name")):
+    for key, field in _IDS:
         out.extend(_duplicates(data, key, field))
 
     horizon = data.get("horizon")
     periods = _int(horizon.get("periods")) if isinstance(horizon, Mapping) else None
-    regime = data.get("regime", "oct2023")
+    if periods is not None and periods <= 0:
+        periods = None  # the schema reports it; windows against it would only add noise
+    regime = data.get("regime", DEFAULT_REGIME)
 
-    known_acc = set(BUILTIN) | {a["name"] for _, a in _items(data, "accelerators")
-                                if isinstance(a.get("name"), str)}
+    known_acc = set(BUILTIN) | {n for _, a in _items(data, "accelerators")
+                                if (n := _str(a.get("name"))) is not None}
     for i, acc in _items(data, "accelerators"):
-        name = acc.get("name")
-        spec = {**BUILTIN.get(name, {}), **acc} if isinstance(name, str) else dict(acc)
-        if not can_classify(spec) and regime in REGIMES:
-            out.append(Issue(f"accelerators[{i}]", f"no export_class and no tpp for {name!r}: "
+        name = _str(acc.get("name"))
+        spec = {**BUILTIN.get(name, {}), **acc} if name is not None else dict(acc)
+        if not can_classify(spec) and isinstance(regime, str) and regime in REGIMES:
+            out.append(Issue(f"accelerators[{i}]", f"no export_class and no tpp for {_q(name)}: "
                              "treated as unrestricted", "warning"))
 
-    clusters = {c["id"]: c for _, c in _items(data, "clusters") if isinstance(c.get("id"), str)}
-    regions = {c.get("region") for c in clusters.values()}
-    countries = {c.get("country") for c in clusters.values()}
-    startups = {s["id"]: s for _, s in _items(data, "startups") if isinstance(s.get("id"), str)}
-    jobs = {j["id"]: j for _, j in _items(data, "jobs") if isinstance(j.get("id"), str)}
-    known = {"accelerator": known_acc, "cluster": set(clusters), "start-up": set(startups),
-             "region": regions, "country": countries}
+    clusters = {c["id"]: c for _, c in _items(data, "clusters") if _str(c.get("id"))}
+    startups = {s["id"]: s for _, s in _items(data, "startups") if _str(s.get("id"))}
+    jobs = {j["id"]: j for _, j in _items(data, "jobs") if _str(j.get("id"))}
+    known: dict[str, set[str]] = {
+        "accelerator": known_acc,
+        "cluster": set(clusters),
+        "start-up": set(startups),
+        "region": {r for c in clusters.values() if (r := _str(c.get("region")))},
+        "country": {r for c in clusters.values() if (r := _str(c.get("country")))},
+    }
 
-    def refs(loc: str, value: Any, kind: str, severity: str = "error") -> None:
-        for k, ref in enumerate(_strs(value)):
+    def refs(loc: str, value: Any, kind: str, severity: Severity = "error") -> None:
+        for k, ref in _strs(value):
             if ref not in known[kind]:
-                out.append(Issue(f"{loc}[{k}]", f"unknown {kind} {ref!r}", severity))  # type: ignore[arg-type]
+                out.append(Issue(f"{loc}[{k}]", f"unknown {kind} {_q(ref)}{hint(ref, known[kind])}",
+                                 severity))
 
     for i, c in _items(data, "clusters"):
-        seen_acc: dict[str, int] = {}
-        for k, pool in _items(c, "pools"):
-            loc = f"clusters[{i}].pools[{k}]"
-            acc = pool.get("accelerator")
-            if isinstance(acc, str):
-                if acc not in known_acc:
-                    out.append(Issue(f"{loc}.accelerator", f"unknown accelerator {acc!r}"))
-                if acc in seen_acc:
-                    out.append(Issue(f"{loc}.accelerator", f"second pool of {acc!r} in cluster "
-                                     f"(first at pools[{seen_acc[acc]}])"))
-                seen_acc[acc] = k
-            for m, change in _items(pool, "capacity"):
-                start = _int(change.get("from"))
-                if periods is not None and start is not None and start >= periods:
-                    out.append(Issue(f"{loc}.capacity[{m}].from", f"period {start} is past the "
-                                     f"horizon ({periods} periods): no effect", "warning"))
+        out.extend(_pool_issues(f"clusters[{i}]", c, periods, known_acc))
 
     for i, s in _items(data, "startups"):
         refs(f"startups[{i}].regions", s.get("regions"), "region", "warning")
 
     graph: nx.DiGraph = nx.DiGraph()
+    first_index: dict[str, int] = {}
     for i, job in _items(data, "jobs"):
         loc = f"jobs[{i}]"
-        ident = job.get("id")
-        startup = job.get("startup")
-        if isinstance(startup, str) and startup not in startups:
-            out.append(Issue(f"{loc}.startup", f"unknown start-up {startup!r}"))
+        ident = _str(job.get("id"))
+        if ident is not None:
+            first_index.setdefault(ident, i)
+            graph.add_node(ident)
+        startup = _str(job.get("startup"))
+        if startup is not None and startup not in startups:
+            out.append(Issue(f"{loc}.startup",
+                             f"unknown start-up {_q(startup)}{hint(startup, startups)}"))
         refs(f"{loc}.clusters", job.get("clusters"), "cluster")
         refs(f"{loc}.regions", job.get("regions"), "region", "warning")
-        for k, dep in enumerate(_strs(job.get("after"))):
-            if dep not in jobs:
-                out.append(Issue(f"{loc}.after[{k}]", f"unknown job {dep!r}"))
-            elif dep == ident:
+        for k, dep in _strs(job.get("after")):
+            if dep == ident:
                 out.append(Issue(f"{loc}.after[{k}]", "a job cannot come after itself"))
-            elif isinstance(ident, str):
+            elif dep not in jobs:
+                out.append(Issue(f"{loc}.after[{k}]", f"unknown job {_q(dep)}{hint(dep, jobs)}"))
+            elif ident is not None:
                 graph.add_edge(dep, ident)
         out.extend(_window_issues(loc, job, periods, known_acc))
 
-    for cycle in _cycles(graph):
-        first = cycle[0]
-        index = next(i for i, j in _items(data, "jobs") if j.get("id") == first)
-        out.append(Issue(f"jobs[{index}].after", "dependency cycle: " + " -> ".join(
-            [*cycle, first])))
+    for cycle in _cycles(graph, first_index):
+        out.append(Issue(f"jobs[{first_index[cycle[0]]}].after",
+                         "dependency cycle: " + " -> ".join([*cycle, cycle[0]])
+                         + " (each job must end before the next one starts)"))
 
     for i, cap in _items(data, "caps"):
         loc = f"caps[{i}]"
@@ -149,44 +171,93 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
     return out
 
 
+def _pool_issues(loc: str, cluster: Mapping[str, Any], periods: int | None,
+                 known_acc: set[str]) -> Iterator[Issue]:
+    seen_acc: dict[str, int] = {}
+    for k, pool in _items(cluster, "pools"):
+        ploc = f"{loc}.pools[{k}]"
+        acc = _str(pool.get("accelerator"))
+        if acc is not None:
+            if acc not in known_acc:
+                yield Issue(f"{ploc}.accelerator",
+                            f"unknown accelerator {_q(acc)}{hint(acc, known_acc)}")
+            if acc in seen_acc:
+                yield Issue(f"{ploc}.accelerator", f"second pool of {_q(acc)} in this cluster "
+                            f"(first at pools[{seen_acc[acc]}]); merge them into one pool")
+            else:
+                seen_acc[acc] = k
+        starts: dict[int, int] = {}
+        for m, change in _items(pool, "capacity"):
+            start = _int(change.get("from"))
+            if start is None:
+                continue
+            if periods is not None and start >= periods:
+                yield Issue(f"{ploc}.capacity[{m}].from", f"period {start} is past the "
+                            f"horizon ({periods} periods): no effect", "warning")
+            if start in starts:
+                yield Issue(f"{ploc}.capacity[{m}].from", f"a second change from period {start} "
+                            f"(first at capacity[{starts[start]}]): the later one wins",
+                            "warning")
+            else:
+                starts[start] = m
+
+
 def _window_issues(loc: str, job: Mapping[str, Any], periods: int | None,
                    known_acc: set[str]) -> Iterator[Issue]:
-    release = _int(job.get("release", 0))
-    deadline = _int(job.get("deadline")) if job.get("deadline") is not None else periods
-    if periods is not None and job.get("deadline") is not None and deadline is not None \
-            and deadline > periods:
-        yield Issue(f"{loc}.deadline", f"deadline {deadline} is past the horizon "
-                    f"({periods} periods)")
-        return
-    if periods is not None and release is not None and release >= periods:
-        yield Issue(f"{loc}.release", f"release {release} is not before the horizon end "
-                    f"({periods})")
-        return
-    for k, opt in _items(job, "options"):
-        acc = opt.get("accelerator")
-        if isinstance(acc, str) and acc not in known_acc:
-            yield Issue(f"{loc}.options[{k}].accelerator", f"unknown accelerator {acc!r}")
-    if release is None or deadline is None:
-        return
     options = list(_items(job, "options"))
-    if isinstance(job.get("options"), list | tuple) and not job["options"]:
+    for k, opt in options:
+        acc = _str(opt.get("accelerator"))
+        if acc is not None and acc not in known_acc:
+            yield Issue(f"{loc}.options[{k}].accelerator",
+                        f"unknown accelerator {_q(acc)}{hint(acc, known_acc)}")
+    raw_options = job.get("options")
+    if isinstance(raw_options, list | tuple) and not raw_options:
         yield Issue(f"{loc}.options", "a job needs at least one option")
-    lengths = [(k, _int(o.get("periods"))) for k, o in options]
-    unfit = [k for k, p in lengths if p is not None and release + p > deadline]
-    if options and len(unfit) == len(options):
-        yield Issue(f"{loc}.options", f"no option fits the window [{release}, {deadline}): "
-                    "the shortest takes " f"{min(p for _, p in lengths if p)} periods")
-    else:
+
+    release = _int(job.get("release", 0))
+    given_deadline = job.get("deadline")
+    deadline = periods if given_deadline is None else _int(given_deadline)
+    window_ok = (release is not None and deadline is not None and release >= 0
+                 and deadline >= 0)
+    if periods is not None and given_deadline is not None and deadline is not None \
+            and deadline > periods:
+        yield Issue(f"{loc}.deadline", f"deadline {_q(deadline)} is past the horizon "
+                    f"({periods} periods)")
+        window_ok = False
+    if periods is not None and release is not None and release >= periods:
+        yield Issue(f"{loc}.release", f"release {_q(release)} is not before the horizon end "
+                    f"({periods})")
+        window_ok = False
+    if not window_ok or not options:
+        return
+    assert release is not None and deadline is not None
+    if deadline <= release:
+        yield Issue(f"{loc}.deadline", f"deadline {deadline} is not after the release "
+                    f"{release}: no option fits the window [{release}, {deadline})")
+        return
+    lengths = {k: p for k, o in options if (p := _int(o.get("periods"))) is not None and p > 0}
+    fit = [k for k, p in lengths.items() if release + p <= deadline]
+    unfit = [k for k, p in lengths.items() if release + p > deadline]
+    if not fit and len(lengths) == len(options):
+        span = deadline - release
+        yield Issue(f"{loc}.options", f"no option fits the window [{release}, {deadline}) of "
+                    f"{span} period{'s' * (span != 1)}: the shortest takes "
+                    f"{min(lengths.values())} periods")
+    elif fit:
         for k in unfit:
-            p = dict(lengths)[k]
-            yield Issue(f"{loc}.options[{k}].periods", f"{p} periods never fit the window "
-                        f"[{release}, {deadline})", "warning")
+            yield Issue(f"{loc}.options[{k}].periods", f"{lengths[k]} periods never fit the "
+                        f"window [{release}, {deadline}): this option is never used", "warning")
 
 
-def _cycles(graph: nx.DiGraph) -> list[list[str]]:
+def _cycles(graph: nx.DiGraph, order: Mapping[Hashable, int]) -> list[list[str]]:
+    """One named cycle per strongly connected component, starting at its first job."""
     out = []
     for component in nx.strongly_connected_components(graph):
-        if len(component) > 1:
-            sub = graph.subgraph(component)
-            out.append([u for u, _ in nx.find_cycle(sub)])
-    return out
+        if len(component) < 2:
+            continue
+        start = min(component, key=lambda n: order.get(n, 0))
+        cycle = [u for u, _ in nx.find_cycle(graph.subgraph(component), source=start)]
+        # find_cycle may walk a path into the cycle first; rotate to its earliest job
+        first = min(range(len(cycle)), key=lambda k: order.get(cycle[k], 0))
+        out.append(cycle[first:] + cycle[:first])
+    return sorted(out, key=lambda c: order.get(c[0], 0))

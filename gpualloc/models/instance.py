@@ -89,12 +89,17 @@ class Pool(Frozen):
     price_per_gpu_hour: NonNeg
     max_gpus_per_job: PosGpus | None = None
 
+    @cached_property
+    def _changes(self) -> list[CapacityChange]:
+        return sorted(self.capacity, key=lambda c: c.from_)
+
     def gpus_at(self, period: int) -> int:
         """GPUs available in ``period`` (the last change at or before it wins)."""
         gpus = self.gpus
-        for change in sorted(self.capacity, key=lambda c: c.from_):
-            if change.from_ <= period:
-                gpus = change.gpus
+        for change in self._changes:
+            if change.from_ > period:
+                break
+            gpus = change.gpus
         return gpus
 
 

@@ -1,187 +1,611 @@
-"""Reading and writing instance files (YAML or JSON), safely and atomically."""
+"""Reading and writing instance files (YAML or JSON), safely and atomically.
+
+Nothing in a file is ever executed: YAML goes through a ``SafeLoader`` subclass (no Python
+tags), JSON through the standard parser. Every problem becomes an ``InstanceError`` whose
+issues carry a location: a path into the document (``jobs[3].options[0].gpus``) or a position
+in the text (``line 4, column 7``). Limits keep hostile input cheap to refuse: the file size
+(``GPUALLOC_MAX_INPUT_MB``, read before the file), the nesting depth, the number of YAML
+aliases and the number of nodes aliases add ("billion laughs").
+"""
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
+import math
 import os
+import re
+import sys
 import tempfile
+import types
+import typing
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .checks import semantic_issues
-from .errors import InstanceError, InstanceWarning, Issue
+from .errors import InstanceError, InstanceWarning, Issue, show_value
 from .instance import Instance
 
-MAX_INPUT_BYTES = int(os.environ.get("GPUALLOC_MAX_INPUT_MB", "64")) * 1024 * 1024
-MAX_ALIASES = 10_000
-MAX_DEPTH = 64
+DEFAULT_MAX_INPUT_MB = 64
+MAX_ALIASES = 10_000  # alias uses in one YAML document
+MAX_ALIAS_EXPANSION = 1_000_000  # nodes that alias expansion may add to a YAML document
+MAX_DEPTH = 64  # nesting levels (an instance needs 8)
+
+
+def max_input_bytes() -> int:
+    """The input size limit: ``GPUALLOC_MAX_INPUT_MB`` (MiB, default 64), read on every call."""
+    raw = os.environ.get("GPUALLOC_MAX_INPUT_MB", "").strip()
+    if not raw:
+        return DEFAULT_MAX_INPUT_MB * 2**20
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = math.nan
+    if not math.isfinite(mb) or mb <= 0:
+        raise InstanceError([Issue("", f"GPUALLOC_MAX_INPUT_MB={raw!r} is not a positive "
+                                   "number of MiB")])
+    return int(mb * 2**20)
+
+
+def _initial_limit() -> int:
+    try:
+        return max_input_bytes()
+    except InstanceError:
+        return DEFAULT_MAX_INPUT_MB * 2**20
+
+
+# The limit when the module was imported (kept for callers that import the constant);
+# the loaders here read the environment again on every call.
+MAX_INPUT_BYTES = _initial_limit()
+
+
+# -- locations and messages -------------------------------------------------------------------
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+def location(loc: Iterable[Any]) -> str:
+    """``('jobs', 3, 'options', 0, 'gpus')`` -> ``jobs[3].options[0].gpus``.
+
+    Keys that are not plain names are quoted: ``jobs[0]['my key']``.
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.match(part):
+            out += ("." if out else "") + part
+        else:
+            out += f"[{show_value(part)}]"
+    return out
+
+
+_REWRITES = {
+    "missing": "missing required key",
+    "model_type": "should be a mapping (key: value pairs)",
+    "model_attributes_type": "should be a mapping (key: value pairs)",
+    "dict_type": "should be a mapping (key: value pairs)",
+    "tuple_type": "should be a list",
+    "list_type": "should be a list",
+}
+
+
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """The schema model that holds the last key of ``loc`` (for 'did you mean' hints)."""
+    model: type[BaseModel] | None = root
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return None
+        field = next((f for n, f in model.model_fields.items()
+                      if part in (n, f.alias)), None)
+        if field is None:
+            return None
+        model = _find_model(field.annotation)
+    return model
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is None and not isinstance(annotation, types.UnionType):
+        return None
+    for arg in typing.get_args(annotation):
+        found = _find_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: tuple[Any, ...], root: type[BaseModel]) -> str:
+    msg = "unknown key"
+    model = _model_at(loc, root) if loc else None
+    if model is not None and isinstance(loc[-1], str):
+        names = [f.alias or n for n, f in model.model_fields.items()]
+        close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+        if close:
+            msg += f" (did you mean {close[0]!r}?)"
+        else:
+            msg += f" (expected one of: {', '.join(names)})"
+    return msg
+
+
+def validation_issues(error: ValidationError, root: type[BaseModel] | None = None) -> list[Issue]:
+    """pydantic errors as located issues, in plain words with the offending value."""
+    root = root or _root_model(error)
+    issues = []
+    for e in error.errors(include_url=False):
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        kind = e["type"]
+        msg = e["msg"]
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        if kind == "extra_forbidden":
+            msg = _unknown_key(loc, root) if root else "unknown key"
+        elif kind == "missing" and loc and isinstance(loc[-1], int):
+            msg = "missing item"
+        elif kind in _REWRITES:
+            msg = _REWRITES[kind]
+            if not loc and kind in ("model_type", "model_attributes_type", "dict_type"):
+                msg = "the top level " + msg
+            else:
+                msg = "Input " + msg if kind != "missing" else msg
+        value = e.get("input")
+        model_level = kind in ("value_error", "assertion_error") and isinstance(
+            value, Mapping | list | tuple)
+        if kind not in ("missing", "extra_forbidden") and "input" in e and not model_level:
+            msg += f" (got {show_value(value)})"
+            if isinstance(value, str) and kind in ("int_type", "float_type") \
+                    and _looks_numeric(value):
+                msg += "; write numbers without quotes"
+        issues.append(Issue(location(loc), msg))
+    return issues
+
+
+def _root_model(error: ValidationError) -> type[BaseModel] | None:
+    title = error.title
+    if title == Instance.__name__:
+        return Instance
+    return None
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- YAML -------------------------------------------------------------------------------------
+class _LimitError(yaml.MarkedYAMLError):
+    """A safety limit was hit while reading YAML."""
 
 
 class _GuardedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses alias bombs (too many alias expansions)."""
+    """SafeLoader that refuses alias bombs, deep nesting and unreadable scalars, with marks."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._aliases = 0
+        self._depth = 0
+        self.nodes = 0  # distinct nodes composed (aliases excluded)
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                mark = self.peek_event().start_mark
-                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (line {mark.line + 1}): "
-                                     "refusing a possible alias bomb")
-        return super().compose_node(parent, index)
+                raise _LimitError(None, None, f"more than {MAX_ALIASES} aliases: refusing a "
+                                  "possible alias bomb", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        self.nodes += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # the scanner looks far ahead inside ``[[[[...``: stop it before the composer would
+        if self.flow_level >= MAX_DEPTH:
+            raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                              self.get_mark())
+        super().fetch_flow_collection_start(token_class)  # type: ignore[misc]
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as e:  # e.g. a date 2025-13-45, a 5000-digit number
+            shown = node.value if isinstance(node, ScalarNode) else node.tag
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ConstructorError(None, None, f"cannot read {shown!r}: {_reason(e)}",
+                                   node.start_mark) from None
 
 
-def location(loc: tuple[Any, ...]) -> str:
-    """``('jobs', 3, 'options', 0, 'gpus')`` -> ``jobs[3].options[0].gpus``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+def _reason(e: Exception) -> str:
+    text = str(e)
+    if "integer string conversion" in text:
+        return "a number with too many digits"
+    return text
 
 
-def validation_issues(error: ValidationError) -> list[Issue]:
-    """pydantic errors as located issues."""
-    issues = []
-    for e in error.errors(include_url=False):
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] not in ("missing", "extra_forbidden") and "input" in e:
-            shown = repr(e["input"])
-            if len(shown) <= 60:
-                msg += f" (got {shown})"
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        issues.append(Issue(location(loc), msg))
+def _mark(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") \
+        else tag
+
+
+def _yaml_error(e: yaml.YAMLError, text: str) -> Issue:
+    if isinstance(e, yaml.reader.ReaderError):
+        before = text[: e.position]
+        line = before.count("\n") + 1
+        column = e.position - (before.rfind("\n") + 1) + 1
+        char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+        return Issue(f"line {line}, column {column}", f"character {char} is not allowed in "
+                     "YAML (control characters must be escaped in double-quoted strings)")
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        problem = (e.problem or "").strip()
+        tag = re.search(r"constructor for the tag '([^']*)'", problem)
+        if isinstance(e, ConstructorError) and tag:
+            return Issue(_mark(mark), f"tag {_short_tag(tag.group(1))!r} is not allowed: "
+                         "instance files hold plain data only, nothing in them is executed")
+        if isinstance(e, _LimitError):
+            return Issue(_mark(mark), problem)
+        context = (e.context or "").strip()
+        what = f"{problem} ({context})" if context and problem else (problem or context)
+        return Issue(_mark(mark), f"malformed YAML: {what or e}")
+    return Issue("", f"malformed YAML: {e}")
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_graph(root: Node, nodes: int) -> None:
+    """Refuse recursive aliases, and aliases that expand too much or too deep.
+
+    Sizes and depths are computed on the node graph (each distinct node once), so a
+    "billion laughs" document is refused in time linear in its text.
+    """
+    cap = nodes + MAX_ALIAS_EXPANSION + 1  # sizes saturate here: the test below still holds
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = min(cap, 1 + sum(size[id(k)] for k in kids))
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_path.discard(key)
+            if depth[key] > MAX_DEPTH:
+                raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels once "
+                                  "aliases are expanded", node.start_mark)
+            continue
+        if key in size:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for kid in _children(node):
+            if id(kid) in on_path:
+                raise _LimitError(None, None, "an alias refers to a node that contains it "
+                                  "(recursive data is not allowed)", kid.start_mark)
+            if id(kid) not in size:
+                stack.append((kid, False))
+    added = size[id(root)] - len(size)
+    if added > MAX_ALIAS_EXPANSION:
+        raise _LimitError(None, None, f"aliases expand the document by more than "
+                          f"{MAX_ALIAS_EXPANSION:,} nodes: refusing a possible alias bomb "
+                          "(\"billion laughs\")", root.start_mark)
+
+
+def _duplicate_keys(root: Node) -> list[Issue]:
+    """Keys given twice in one YAML mapping (the first would be silently dropped)."""
+    issues: list[Issue] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, tuple[Any, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend((kid, (*path, k)) for k, kid in enumerate(node.value))
+        elif isinstance(node, MappingNode):
+            first: dict[tuple[str, str], Node] = {}
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):
+                    if key.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    ident = (key.tag, key.value)
+                    if ident in first:
+                        issues.append(Issue(
+                            location((*path, key.value)),
+                            f"duplicate key {key.value!r} at {_mark(key.start_mark)} "
+                            f"(first at {_mark(first[ident].start_mark)}); only the last "
+                            "would count"))
+                    else:
+                        first[ident] = key
+                    stack.append((value, (*path, key.value)))
+                else:
+                    stack.append((value, path))
     return issues
 
 
-def _depth(obj: Any, limit: int) -> int:
-    stack = [(obj, 1)]
-    deepest = 0
+def _parse_yaml(text: str) -> tuple[Any, list[Issue]]:
+    loader = _GuardedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        _check_graph(node, loader.nodes)
+        issues = _duplicate_keys(node)
+        return loader.construct_document(node), issues
+    finally:
+        loader.dispose()
+
+
+# -- JSON -------------------------------------------------------------------------------------
+def _parse_json(text: str) -> tuple[Any, list[Issue]]:
+    duplicated: dict[int, list[str]] = {}
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicated.setdefault(id(out), []).append(key)
+            out[key] = value
+        return out
+
+    data = json.loads(text, object_pairs_hook=pairs)
+    issues: list[Issue] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
     while stack:
-        node, d = stack.pop()
-        deepest = max(deepest, d)
-        if deepest > limit:
-            return deepest
-        if isinstance(node, Mapping):
-            stack.extend((v, d + 1) for v in node.values())
-        elif isinstance(node, list | tuple):
-            stack.extend((v, d + 1) for v in node)
-    return deepest
+        node, path = stack.pop()
+        if len(path) >= MAX_DEPTH:
+            raise InstanceError([Issue(location(path[:1]),
+                                       f"nested deeper than {MAX_DEPTH} levels")])
+        if isinstance(node, dict):
+            for key in duplicated.get(id(node), []):
+                issues.append(Issue(location((*path, key)), f"duplicate key {key!r}; only the "
+                                    "last would count"))
+            stack.extend((v, (*path, k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, (*path, k)) for k, v in enumerate(node))
+    return data, issues
+
+
+# -- files ------------------------------------------------------------------------------------
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, date | datetime):
+        return "a date"
+    return f"a {type(value).__name__}"
+
+
+def _parse(text: str, source: str, fmt: str | None) -> tuple[Any, list[Issue]]:
+    fmt = fmt or ("json" if source.lower().endswith(".json") else "yaml")
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise InstanceError([Issue("", "the file is empty")], source)
+    try:
+        if fmt == "json":
+            return _parse_json(text)
+        return _parse_yaml(text)
+    except json.JSONDecodeError as e:
+        raise InstanceError([Issue(f"line {e.lineno}, column {e.colno}",
+                                   f"malformed JSON: {e.msg}")], source) from None
+    except yaml.YAMLError as e:
+        raise InstanceError([_yaml_error(e, text)], source) from None
+    except RecursionError:
+        raise InstanceError([Issue("", f"nested deeper than {MAX_DEPTH} levels")],
+                            source) from None
+    except InstanceError as e:
+        raise InstanceError(e.issues, source) from None
+    except (ValueError, TypeError, OverflowError) as e:
+        # e.g. a JSON number with more digits than Python converts
+        where = ""
+        digits = re.search(r"\d{1000,}", text)
+        if "integer string conversion" in str(e) and digits:
+            line = text.count("\n", 0, digits.start()) + 1
+            where = f"line {line}, column {digits.start() - text.rfind(chr(10), 0, digits.start())}"
+        raise InstanceError([Issue(where, f"malformed {fmt.upper()}: {_reason(e)}")],
+                            source) from None
 
 
 def parse_text(text: str, source: str, fmt: str | None = None) -> Any:
     """Parse YAML or JSON text (safe loaders only) or raise a located InstanceError."""
-    fmt = fmt or ("json" if source.lower().endswith(".json") else "yaml")
+    data, issues = _parse(text, source, fmt)
+    if issues:
+        raise InstanceError(issues, source)
+    return data
+
+
+def _human(nbytes: int) -> str:
+    if nbytes < 2**10:
+        return f"{nbytes} bytes"
+    if nbytes < 2**20:
+        return f"{nbytes / 2**10:.1f} KiB"
+    if nbytes < 2**30:
+        return f"{nbytes / 2**20:.1f} MiB"
+    return f"{nbytes / 2**30:.1f} GiB"
+
+
+def _read_text(path: Path, what: str) -> str:
+    source = str(path)
+    limit = max_input_bytes()
+    over = (f"over the {_human(limit)} input limit (set GPUALLOC_MAX_INPUT_MB to "
+            "raise it)")
     try:
-        if fmt == "json":
-            return json.loads(text)
-        return yaml.load(text, Loader=_GuardedLoader)  # noqa: S506 - a SafeLoader subclass
-    except json.JSONDecodeError as e:
-        raise InstanceError([Issue(f"line {e.lineno}, column {e.colno}",
-                                   f"malformed JSON: {e.msg}")], source) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = (e.problem or str(e)).strip()
-        raise InstanceError([Issue(where, f"malformed YAML: {what}")], source) from None
-    except yaml.YAMLError as e:
-        raise InstanceError([Issue("", f"malformed YAML: {e}")], source) from None
-    except RecursionError:
-        raise InstanceError([Issue("", "input nested too deeply")], source) from None
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise InstanceError([Issue("", f"file is {_human(size)}, {over}")],
+                                    source)
+            raw = fh.read(limit + 1)  # a pipe or special file may not know its size
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise InstanceError([Issue("", f"cannot read {what} file: {reason}")], source) from None
+    if len(raw) > limit:
+        raise InstanceError([Issue("", f"file is {over}")], source)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        extra = ""
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            extra = "; it looks like UTF-16, save it as UTF-8"
+        raise InstanceError([Issue(f"line {line}, column {column}",
+                                   f"file is not UTF-8 text (byte 0x{raw[e.start]:02x}){extra}")],
+                            source) from None
+
+
+def _load(path: str | Path, what: str) -> tuple[dict[str, Any], list[Issue]]:
+    path = Path(path)
+    source = str(path)
+    data, issues = _parse(_read_text(path, what), source, None)
+    if not isinstance(data, Mapping):
+        if data is None:
+            raise InstanceError([Issue("", f"the file holds no {what} (only comments or null)")],
+                                source)
+        raise InstanceError([Issue("", f"the {what} must be a mapping (key: value pairs) at the "
+                                   f"top level, got {_kind(data)}")], source)
+    return dict(data), issues
 
 
 def read_mapping(path: str | Path, what: str = "instance") -> dict[str, Any]:
     """Read a YAML/JSON file into a mapping, with size, depth and safety limits."""
-    path = Path(path)
-    source = str(path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise InstanceError([Issue("", f"cannot read {what} file: {e.strerror}")], source) from None
-    if size > MAX_INPUT_BYTES:
-        raise InstanceError([Issue("", f"file is {size / 2**20:.1f} MiB, over the "
-                                   f"{MAX_INPUT_BYTES / 2**20:.0f} MiB input limit "
-                                   "(set GPUALLOC_MAX_INPUT_MB to raise it)")], source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InstanceError([Issue(f"byte {e.start}", "file is not UTF-8 text")], source) from None
-    except OSError as e:
-        raise InstanceError([Issue("", f"cannot read {what} file: {e.strerror}")], source) from None
-    data = parse_text(text, source)
-    if _depth(data, MAX_DEPTH) > MAX_DEPTH:
-        raise InstanceError([Issue("", f"input nested deeper than {MAX_DEPTH} levels")], source)
-    if not isinstance(data, Mapping):
-        raise InstanceError([Issue("", f"the {what} must be a mapping at the top level, "
-                                   f"got {type(data).__name__}")], source)
-    return dict(data)
+    data, issues = _load(path, what)
+    if issues:
+        raise InstanceError(issues, str(path))
+    return data
 
 
-def instance_from_mapping(data: Mapping[str, Any], source: str | None = None) -> Instance:
+def _outside_stacklevel() -> int:
+    """``stacklevel`` for ``warnings.warn`` that points at the first caller outside this file."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def instance_from_mapping(data: Mapping[str, Any], source: str | None = None, *,
+                          issues: Iterable[Issue] = ()) -> Instance:
     """Validate a raw mapping into an Instance, reporting every problem at once.
 
-    Warnings (legal but suspicious input) are issued as ``InstanceWarning``.
+    ``issues`` are problems already found in the same input (e.g. duplicate keys while
+    parsing); their errors are reported together with the rest. Warnings (legal but
+    suspicious input) are issued as ``InstanceWarning``.
     """
+    prior = [i for i in issues if i.severity == "error"]
     try:
         instance = Instance.model_validate(data)
     except ValidationError as e:
-        found = validation_issues(e)
-        try:
+        found = validation_issues(e, Instance)
+        with contextlib.suppress(Exception):  # the type errors above are the real report
             found += [i for i in semantic_issues(data) if i.severity == "error"]
-        except Exception:  # noqa: BLE001 - the type errors above are the real report
-            pass
-        raise InstanceError(found, source) from None
+        raise InstanceError(prior + found, source) from None
     except InstanceError as e:
-        raise InstanceError(e.issues, source) from None
+        raise InstanceError(prior + e.issues, source) from None
     except RecursionError:
-        raise InstanceError([Issue("", "input nested too deeply")], source) from None
-    for issue in semantic_issues(data):
-        if issue.severity == "warning":
-            warnings.warn(f"{source + ': ' if source else ''}{issue}", InstanceWarning,
-                          stacklevel=2)
+        raise InstanceError([*prior, Issue("", f"nested deeper than {MAX_DEPTH} levels")],
+                            source) from None
+    except Exception as e:  # the contract: bad input never gives a traceback
+        raise InstanceError([*prior, Issue("", f"cannot validate the instance: "
+                                           f"{type(e).__name__}: {e}")], source) from None
+    if prior:
+        raise InstanceError(prior, source)
+    try:
+        found = [i for i in semantic_issues(data) if i.severity == "warning"]
+    except Exception:  # warnings are advice; the instance is valid
+        found = []
+    level = _outside_stacklevel()
+    for issue in found:
+        warnings.warn(f"{source + ': ' if source else ''}{issue}", InstanceWarning,
+                      stacklevel=level)
     return instance
 
 
 def load_instance(path: str | Path) -> Instance:
-    """Load and validate an instance from a YAML or JSON file."""
-    return instance_from_mapping(read_mapping(path), str(path))
+    """Load and validate an instance from a YAML or JSON file (chosen by the suffix)."""
+    data, issues = _load(path, "instance")
+    return instance_from_mapping(data, str(path), issues=issues)
 
 
+# -- writing ----------------------------------------------------------------------------------
 def dump_model(model: BaseModel, path: str | Path) -> str:
     """Serialise a model as YAML or JSON text, chosen by the file suffix."""
     data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     if str(path).lower().endswith(".json"):
-        return json.dumps(data, indent=2) + "\n"
+        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def save_instance(instance: Instance, path: str | Path) -> None:
-    """Write an instance as YAML or JSON (by suffix), atomically."""
+    """Write an instance as YAML or JSON (by suffix), atomically; it reloads equal."""
     atomic_write_text(path, dump_model(instance, path))
 
 
+def _new_file_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename.
+
+    Readers see the old file or the new one, never a part; the file gets the permissions an
+    ordinary write would give it (not the temporary file's private 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

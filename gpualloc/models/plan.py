@@ -59,7 +59,11 @@ class Ineligible(BaseModel):
 
 
 class Plan(BaseModel):
-    """A solve result. Carries seed, backend, parameters, runtime, bound and gap."""
+    """A solve result. Carries seed, backend, parameters, runtime, bound and gap.
+
+    ``objective`` is the plan's value (sum of weighted option values minus weighted cost) plus
+    ``objective_adjustment`` (zero except when re-planning: minus the stability penalty).
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -76,6 +80,7 @@ class Plan(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     model_size: dict[str, int] = Field(default_factory=dict)
     ineligible: tuple[Ineligible, ...] = ()
+    objective_adjustment: float = 0.0
     summary: dict[str, Any] = Field(default_factory=dict)
 
     @property

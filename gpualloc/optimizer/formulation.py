@@ -65,6 +65,7 @@ class LinearModel:
     by_job: dict[str, list[int]] = field(default_factory=dict)
     ineligible: list[Ineligible] = field(default_factory=list)
     infeasible: list[str] = field(default_factory=list)  # reasons known before solving
+    objective_offset: float = 0.0  # a constant added to the objective (re-planning)
 
     @property
     def num_vars(self) -> int:

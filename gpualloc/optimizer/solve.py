@@ -8,6 +8,7 @@ import time
 from ..models import Instance, Plan, SolveStatus, compute_gap
 from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get_backend
 from .formulation import LinearModel, build
+from .greedy import greedy_values
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def solve(
     start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
     if start is not None and model.check(start):
         log.debug("warm start violates the model; passed as a hint only")
+    if start is None and engine.name != "greedy" and model.num_vars and not model.infeasible:
+        start = greedy_values(model)  # a rule-complete incumbent to start from
 
     if model.infeasible:
         raw = BackendResult("infeasible", stats={"reason": model.infeasible})

@@ -22,6 +22,15 @@ _REGISTRY: dict[str, Callable[[], Backend]] = {
 }
 
 
+def _greedy() -> Backend:
+    from ..greedy import GreedyBackend
+
+    return GreedyBackend()
+
+
+_REGISTRY["greedy"] = _greedy
+
+
 def register(name: str, factory: Callable[[], Backend]) -> None:
     """Make a backend available under ``name``."""
     _REGISTRY[name] = factory

@@ -9,6 +9,7 @@ handed to CP-SAT as a floating-point objective.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -79,7 +80,10 @@ class CpSatBackend:
         p.random_seed = params.seed
         p.relative_gap_limit = params.gap_tolerance
         p.absolute_gap_limit = 0.5 if scale is not None else 1e-9
-        p.log_search_progress = params.log
+        if params.log:  # the library never prints: the search log goes to logging
+            p.log_search_progress = True
+            p.log_to_stdout = False
+            solver.log_callback = logging.getLogger(__name__).info
         if params.workers == 1:
             p.interleave_search = False
 
