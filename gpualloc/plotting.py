@@ -21,7 +21,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import EngFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .models import Assignment, Instance, Plan
 from .models.instance import Cap
@@ -32,6 +32,17 @@ Metrics = dict[str, Any]
 
 _PALETTE = [colormaps["tab20"](k) for k in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
                                                1, 3, 5, 7, 9, 11, 13, 15, 17, 19)]
+
+
+def compact(x: float, _pos: object = None) -> str:
+    """Axis numbers: ``950``, ``1.5k``, ``380M``, ``2.1B``, ``4T``."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"{x / size:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+_COMPACT = FuncFormatter(compact)
 
 
 def startup_colors(instance: Instance) -> dict[str, tuple[float, float, float, float]]:
@@ -109,18 +120,20 @@ def plot_gantt(instance: Instance, plan: Plan, cluster: str, accelerator: str,
     ax = _axes(ax, (10, 3.2 + 0.25 * min(len(runs), 24)))
     colors = startup_colors(instance)
     offsets = gpu_offsets(runs)
+    capacity = [pool.gpus_at(t) for t in range(horizon)]
+    top = max([*capacity, *(offsets[k] + a.gpus for k, a in enumerate(runs))], default=1)
     owners = {}
     for k, a in enumerate(runs):
         startup = instance.job_by_id[a.job].startup
         owners[startup] = colors.get(startup, "0.5")
         ax.barh(offsets[k], a.periods, left=a.start, height=a.gpus, align="edge",
                 color=owners[startup], edgecolor="white", linewidth=0.8, label="_nolegend_")
-        ax.text(a.start + a.periods / 2, offsets[k] + a.gpus / 2, f"{a.job}\n{a.gpus:,} GPUs",
+        gpus = f"{a.gpus:,} GPU{'s' * (a.gpus != 1)}"
+        label = f"{a.job}\n{gpus}" if a.gpus >= 0.08 * top else f"{a.job} ({gpus})"
+        ax.text(a.start + a.periods / 2, offsets[k] + a.gpus / 2, label,
                 ha="center", va="center", fontsize=7, clip_on=True)
-    capacity = [pool.gpus_at(t) for t in range(horizon)]
     ax.step(range(horizon + 1), [*capacity, capacity[-1]], where="post", color="black",
             linewidth=1.2, linestyle="--", label="capacity")
-    top = max([*capacity, *(offsets[k] + a.gpus for k, a in enumerate(runs))], default=1)
     ax.set_xlim(0, horizon)
     ax.set_ylim(0, max(1, top) * 1.05)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -243,14 +256,16 @@ def plot_caps(instance: Instance, plan: Plan, ax: Axes | None = None, cap_id: st
     marker = "o" if horizon <= 60 else None
     if cap_id is not None:
         s = cap_series(instance, plan, caps[0], metrics)
-        ax.plot(s.x, s.use, marker=marker, markersize=3, label="use", color="tab:blue")
+        style = "steps-mid" if s.per == "period" else "default"
+        ax.plot(s.x, s.use, marker=marker, markersize=3, label="use", color="tab:blue",
+                drawstyle=style)
         lim = [math.nan if v is None else v for v in s.limit]
-        ax.plot(s.x, lim, linestyle="--", color="tab:red", label="limit")
+        ax.plot(s.x, lim, linestyle="--", color="tab:red", label="limit", drawstyle=style)
         what = {"period": "per period", "rolling": f"per {caps[0].length} periods ending here",
                 "horizon": "cumulative over the horizon",
                 "window": "cumulative over the window"}[s.per]
         ax.set_ylabel(f"{s.metric} ({what})")
-        ax.yaxis.set_major_formatter(EngFormatter())
+        ax.yaxis.set_major_formatter(_COMPACT)
         ax.set_title(f"Cap {s.cap}: {s.metric} per {s.per}")
     else:
         colors = colormaps["tab10"]
@@ -274,7 +289,7 @@ def _startup_axis(ax: Axes, ids: list[str]) -> np.ndarray:
     x = np.arange(len(ids), dtype=float)
     ax.set_xticks(x, labels=ids, rotation=30 if len(ids) > 4 else 0,
                   ha="right" if len(ids) > 4 else "center", fontsize=8)
-    ax.yaxis.set_major_formatter(EngFormatter())
+    ax.yaxis.set_major_formatter(_COMPACT)
     return x
 
 
@@ -350,6 +365,7 @@ def plot_value(instance: Instance, plan: Plan, ax: Axes | None = None,
 __all__ = [
     "CapSeries",
     "cap_series",
+    "compact",
     "gpu_offsets",
     "plot_caps",
     "plot_gantt",

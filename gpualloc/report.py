@@ -15,6 +15,7 @@ not run. Otherwise the reason is blank: the job lost out to others for capacity,
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
 import html
 import io
@@ -23,6 +24,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -143,10 +145,13 @@ def _no_placement(instance: Instance, job: Job, barred: list[Any]) -> str:
     """Why no (option, cluster) survives rules 2 and 3 and eligibility."""
     why: list[str] = []
     deadline = instance.deadline(job)
-    for o in job.options:
+    skip = {(x.option, x.cluster) for x in barred}
+    for k, o in enumerate(job.options):
         if job.release + o.periods > deadline:
             continue
         for c in instance.allowed_clusters(job):
+            if (k, c.id) in skip:
+                continue  # explained by the plan's ineligible entries below
             pool = c.pool(o.accelerator)
             if pool is None:
                 text = f"no allowed cluster has a pool of {o.accelerator}"
@@ -155,12 +160,10 @@ def _no_placement(instance: Instance, job: Job, barred: list[Any]) -> str:
                         f"(max_gpus_per_job) of its pools")
             else:
                 text = instance.ineligibility(job, o.accelerator, c) or ""
-                if not text:
-                    continue  # barred only through the plan's ineligible entries
-            if text not in why:
+            if text and text not in why:
                 why.append(text)
     if barred:
-        why.append(_barred_text(barred).replace("some options", "every remaining option"))
+        why.append(_barred_text(barred).replace("bar some options", "bar"))
     return "no option fits: " + "; ".join(why) if why else "no option fits"
 
 
@@ -200,9 +203,13 @@ class Report:
     metrics: dict[str, Any]
     violations: list[Violation]
     reasons: dict[str, str]
-    figures: list[ReportFigure]
     idle_pools: list[str]
     version: str = ""
+
+    @cached_property
+    def figures(self) -> list[ReportFigure]:
+        """The figures (drawn on first use; each rendered to PNG on demand)."""
+        return draw_figures(self.instance, self.plan, self.metrics)
 
     # -- headline ------------------------------------------------------------------------------
     def headline(self) -> list[tuple[str, str]]:
@@ -371,38 +378,78 @@ class Report:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Like ``atomic_write_text`` for bytes: a temporary file, then a rename."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        mode = 0o666 & ~mask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+CSV_COLUMNS = ("job", "cluster", "accelerator", "gpus", "start", "end", "periods", "cost", "value",
+               "option")
+
+
+def assignments_csv(plan: Plan) -> str:
+    """The plan's assignments as CSV text: a header, then one row per assignment.
+
+    Columns are ``CSV_COLUMNS``; numbers are written exactly (``repr``), an absent option
+    index is an empty cell.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for a in plan.assignments:
+        row = {**a.model_dump(), "periods": a.periods}
+        writer.writerow(["" if row[c] is None else repr(row[c]) if isinstance(row[c], float)
+                         else row[c] for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
 def build_report(instance: Instance, plan: Plan) -> Report:
-    """Gather everything the report shows; figures are drawn now and rendered on demand."""
+    """Gather everything the report shows; figures are drawn when first needed."""
     from . import __version__
+
+    used = {(a.cluster, a.accelerator) for a in plan.assignments
+            if a.job in instance.job_by_id}
+    idle = [f"{c.id}/{p.accelerator}" for c in instance.clusters for p in c.pools
+            if (c.id, p.accelerator) not in used]
+    return Report(instance=instance, plan=plan, metrics=plan_metrics(instance, plan),
+                  violations=validate(instance, plan),
+                  reasons=unscheduled_reasons(instance, plan), idle_pools=idle,
+                  version=__version__)
+
+
+def draw_figures(instance: Instance, plan: Plan,
+                 metrics: dict[str, Any] | None = None) -> list[ReportFigure]:
+    """Every figure of the report: a Gantt chart per pool in use, utilization, caps (all caps
+    as a share of their limits, then each cap), spend and value."""
     from . import plotting as P
 
-    metrics = plan_metrics(instance, plan)
+    metrics = metrics if metrics is not None else plan_metrics(instance, plan)
     figures: list[ReportFigure] = []
 
     def add(name: str, title: str, ax: Any) -> None:
         figures.append(ReportFigure(_slug(name), title, ax.figure))
 
-    idle = []
     for cluster in instance.clusters:
         for pool in cluster.pools:
-            label = f"{cluster.id}/{pool.accelerator}"
-            if not P.pool_assignments(instance, plan, cluster.id, pool.accelerator):
-                idle.append(label)
-                continue
-            add(f"gantt-{cluster.id}-{pool.accelerator}", f"Jobs on {label}",
-                P.plot_gantt(instance, plan, cluster.id, pool.accelerator))
+            if P.pool_assignments(instance, plan, cluster.id, pool.accelerator):
+                add(f"gantt-{cluster.id}-{pool.accelerator}",
+                    f"Jobs on {cluster.id}/{pool.accelerator}",
+                    P.plot_gantt(instance, plan, cluster.id, pool.accelerator))
     add("utilization", "Pool utilization per period",
         P.plot_utilization(instance, plan, metrics=metrics))
     if instance.caps:
@@ -414,10 +461,7 @@ def build_report(instance: Instance, plan: Plan) -> Report:
     add("spend", "Spend vs credits per start-up", P.plot_spend(instance, plan, metrics=metrics))
     add("value", "Value per start-up", P.plot_value(instance, plan, metrics=metrics))
     _unique_names(figures)
-    return Report(instance=instance, plan=plan, metrics=metrics,
-                  violations=validate(instance, plan),
-                  reasons=unscheduled_reasons(instance, plan), figures=figures,
-                  idle_pools=idle, version=__version__)
+    return figures
 
 
 def _unique_names(figures: list[ReportFigure]) -> None:
@@ -486,4 +530,5 @@ def _md_table(head: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-__all__ = ["Report", "ReportFigure", "build_report", "unscheduled_reason", "unscheduled_reasons"]
+__all__ = ["CSV_COLUMNS", "Report", "ReportFigure", "assignments_csv", "build_report",
+           "draw_figures", "unscheduled_reason", "unscheduled_reasons"]

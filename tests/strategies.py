@@ -171,7 +171,7 @@ def random_instance(seed: int, *, clusters: int | None = None, startups: int | N
         else:
             cap.update(_random_scope(rng, cluster_list, startup_list, countries_used,
                                      regions_used, pool_accs))
-            cap["limit"] = float(rng.choice((8, 12, 16, 24)) * width * unit)
+            cap["limit"] = float(rng.choice((4, 8, 12, 16)) * width * unit)
         cap_list.append(cap)
 
     # -- eligibility rules

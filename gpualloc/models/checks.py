@@ -9,7 +9,7 @@ schema reports it); ``semantic_issues`` never raises on any input.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterator, Mapping
 from typing import Any, Literal
 
 import networkx as nx
@@ -50,17 +50,33 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def hint(name: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'H800'?)`` or `` (known: a, b)`` or ``''`` for an unknown name."""
-    candidates = sorted(k for k in known if isinstance(k, str))
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    if not candidates:
-        return " (none are defined)"
-    if len(candidates) <= 6:
-        return f" (known: {', '.join(candidates)})"
-    return ""
+class _Hints:
+    """`` (did you mean 'H800'?)``, `` (known: a, b)`` or ``''`` for an unknown name.
+
+    Suggestions cost a fuzzy match against every known name, so they stop once ``budget``
+    names have been compared (a file with thousands of dangling references stays fast).
+    """
+
+    def __init__(self, budget: int = 200_000) -> None:
+        self.budget = budget
+        self.cache: dict[tuple[str, str], str] = {}
+
+    def __call__(self, name: str, known: Collection[str], kind: str) -> str:
+        key = (kind, name)
+        if key in self.cache:
+            return self.cache[key]
+        if not known:
+            return " (none are defined)"
+        text = ""
+        if len(known) <= self.budget and len(name) <= 100:
+            self.budget -= len(known)
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+            if close:
+                text = f" (did you mean {_q(close[0])}?)"
+        if not text and len(known) <= 6:
+            text = f" (known: {', '.join(sorted(known))})"
+        self.cache[key] = text
+        return text
 
 
 def _duplicates(data: Mapping[str, Any], key: str, field: str) -> Iterator[Issue]:
@@ -82,6 +98,7 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
     if not isinstance(data, Mapping):
         return []
     out: list[Issue] = []
+    hint = _Hints()
     for key, field in _IDS:
         out.extend(_duplicates(data, key, field))
 
@@ -114,11 +131,11 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
     def refs(loc: str, value: Any, kind: str, severity: Severity = "error") -> None:
         for k, ref in _strs(value):
             if ref not in known[kind]:
-                out.append(Issue(f"{loc}[{k}]", f"unknown {kind} {_q(ref)}{hint(ref, known[kind])}",
-                                 severity))
+                text = f"unknown {kind} {_q(ref)}{hint(ref, known[kind], kind)}"
+                out.append(Issue(f"{loc}[{k}]", text, severity))
 
     for i, c in _items(data, "clusters"):
-        out.extend(_pool_issues(f"clusters[{i}]", c, periods, known_acc))
+        out.extend(_pool_issues(f"clusters[{i}]", c, periods, known_acc, hint))
 
     for i, s in _items(data, "startups"):
         refs(f"startups[{i}].regions", s.get("regions"), "region", "warning")
@@ -133,18 +150,25 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
             graph.add_node(ident)
         startup = _str(job.get("startup"))
         if startup is not None and startup not in startups:
-            out.append(Issue(f"{loc}.startup",
-                             f"unknown start-up {_q(startup)}{hint(startup, startups)}"))
+            text = f"unknown start-up {_q(startup)}{hint(startup, startups.keys(), 'start-up')}"
+            out.append(Issue(f"{loc}.startup", text))
         refs(f"{loc}.clusters", job.get("clusters"), "cluster")
         refs(f"{loc}.regions", job.get("regions"), "region", "warning")
+        listed: dict[str, int] = {}
         for k, dep in _strs(job.get("after")):
+            if dep in listed:
+                out.append(Issue(f"{loc}.after[{k}]", f"{_q(dep)} is listed twice (first at "
+                                 f"after[{listed[dep]}])", "warning"))
+                continue
+            listed[dep] = k
             if dep == ident:
                 out.append(Issue(f"{loc}.after[{k}]", "a job cannot come after itself"))
             elif dep not in jobs:
-                out.append(Issue(f"{loc}.after[{k}]", f"unknown job {_q(dep)}{hint(dep, jobs)}"))
+                out.append(Issue(f"{loc}.after[{k}]",
+                                 f"unknown job {_q(dep)}{hint(dep, jobs.keys(), 'job')}"))
             elif ident is not None:
                 graph.add_edge(dep, ident)
-        out.extend(_window_issues(loc, job, periods, known_acc))
+        out.extend(_window_issues(loc, job, periods, known_acc, hint))
 
     for cycle in _cycles(graph, first_index):
         out.append(Issue(f"jobs[{first_index[cycle[0]]}].after",
@@ -166,13 +190,18 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
             if last is not None and last >= periods:
                 out.append(Issue(f"{loc}.periods", f"window ends at period {last}, past the "
                                  f"horizon (last period {periods - 1})"))
+        length = _int(cap.get("length"))
+        if periods is not None and cap.get("per") == "rolling" and length is not None \
+                and length > periods:
+            out.append(Issue(f"{loc}.length", f"{length} periods is longer than the horizon "
+                             f"({periods}): the cap limits the whole horizon", "warning"))
     for i, rule in _items(data, "eligibility"):
         refs(f"eligibility[{i}].countries", rule.get("countries"), "country", "warning")
     return out
 
 
 def _pool_issues(loc: str, cluster: Mapping[str, Any], periods: int | None,
-                 known_acc: set[str]) -> Iterator[Issue]:
+                 known_acc: set[str], hint: _Hints) -> Iterator[Issue]:
     seen_acc: dict[str, int] = {}
     for k, pool in _items(cluster, "pools"):
         ploc = f"{loc}.pools[{k}]"
@@ -180,7 +209,7 @@ def _pool_issues(loc: str, cluster: Mapping[str, Any], periods: int | None,
         if acc is not None:
             if acc not in known_acc:
                 yield Issue(f"{ploc}.accelerator",
-                            f"unknown accelerator {_q(acc)}{hint(acc, known_acc)}")
+                            f"unknown accelerator {_q(acc)}{hint(acc, known_acc, 'accelerator')}")
             if acc in seen_acc:
                 yield Issue(f"{ploc}.accelerator", f"second pool of {_q(acc)} in this cluster "
                             f"(first at pools[{seen_acc[acc]}]); merge them into one pool")
@@ -203,13 +232,13 @@ def _pool_issues(loc: str, cluster: Mapping[str, Any], periods: int | None,
 
 
 def _window_issues(loc: str, job: Mapping[str, Any], periods: int | None,
-                   known_acc: set[str]) -> Iterator[Issue]:
+                   known_acc: set[str], hint: _Hints) -> Iterator[Issue]:
     options = list(_items(job, "options"))
     for k, opt in options:
         acc = _str(opt.get("accelerator"))
         if acc is not None and acc not in known_acc:
             yield Issue(f"{loc}.options[{k}].accelerator",
-                        f"unknown accelerator {_q(acc)}{hint(acc, known_acc)}")
+                        f"unknown accelerator {_q(acc)}{hint(acc, known_acc, 'accelerator')}")
     raw_options = job.get("options")
     if isinstance(raw_options, list | tuple) and not raw_options:
         yield Issue(f"{loc}.options", "a job needs at least one option")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .catalog import BUILTIN, DEFAULT_REGIME, REGIMES, classify
 
@@ -30,6 +30,7 @@ Period = Annotated[int, Field(strict=True, ge=0, le=MAX_PERIODS)]
 Periods = Annotated[int, Field(strict=True, gt=0, le=MAX_PERIODS)]
 NonNeg = Annotated[float, Field(strict=True, ge=0, le=MAX_MONEY, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
+Flag = Annotated[bool, Field(strict=True)]
 
 Metric = Literal["gpus", "tpp", "gpu_hours"]
 ExportClassName = Literal["3A090.a", "3A090.b", "unrestricted"]
@@ -51,6 +52,13 @@ class Horizon(Frozen):
     period_hours: Annotated[float, Field(strict=True, gt=0, le=24 * 366)] = 168.0
     start: dt.date | None = None
 
+    @field_validator("start", mode="before")
+    @classmethod
+    def _date_not_number(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError("start must be a date like 2025-01-06, not a number")
+        return value
+
 
 class Accelerator(Frozen):
     """An accelerator type; instance entries extend or override the built-in catalog."""
@@ -58,7 +66,7 @@ class Accelerator(Frozen):
     name: Id
     vendor: str | None = None
     origin: str | None = None
-    datacenter: bool | None = None
+    datacenter: Flag | None = None
     tpp: NonNeg | None = None
     memory_gb: NonNeg | None = None
     memory_tbs: NonNeg | None = None
@@ -136,7 +144,7 @@ class Job(Frozen):
     value: NonNeg = 0.0
     release: Period = 0
     deadline: Period | None = None
-    mandatory: bool = False
+    mandatory: Flag = False
     after: tuple[Id, ...] = ()
     options: tuple[Option, ...]
     clusters: tuple[Id, ...] | None = None

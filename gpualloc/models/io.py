@@ -141,7 +141,12 @@ def _unknown_key(loc: tuple[Any, ...], root: type[BaseModel]) -> str:
 
 
 def validation_issues(error: ValidationError, root: type[BaseModel] | None = None) -> list[Issue]:
-    """pydantic errors as located issues, in plain words with the offending value."""
+    """pydantic errors as located issues, in plain words with the offending value.
+
+    Exactly one issue per ``error.errors()`` entry, in the same order (callers zip them).
+    ``root`` is the validated model, for 'did you mean' hints on unknown keys (by default
+    only for ``Instance``; other callers get a plain 'unknown key').
+    """
     root = root or _root_model(error)
     issues = []
     for e in error.errors(include_url=False):
@@ -154,6 +159,9 @@ def validation_issues(error: ValidationError, root: type[BaseModel] | None = Non
             msg = _unknown_key(loc, root) if root else "unknown key"
         elif kind == "missing" and loc and isinstance(loc[-1], int):
             msg = "missing item"
+        elif kind == "float_type" and isinstance(e.get("input"), int) \
+                and not isinstance(e.get("input"), bool):
+            msg = "Input is too large to be a number"  # beyond a float's range
         elif kind in _REWRITES:
             msg = _REWRITES[kind]
             if not loc and kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -173,18 +181,16 @@ def validation_issues(error: ValidationError, root: type[BaseModel] | None = Non
 
 
 def _root_model(error: ValidationError) -> type[BaseModel] | None:
-    title = error.title
-    if title == Instance.__name__:
-        return Instance
-    return None
+    """The instance model when it is the one that failed (other callers pass ``root``)."""
+    return Instance if error.title == Instance.__name__ else None
 
 
 def _looks_numeric(text: str) -> bool:
+    """'4' or '2.5' (a number in quotes), not 'nan' or 'inf'."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
 
 
 # -- YAML -------------------------------------------------------------------------------------
@@ -197,14 +203,14 @@ class _GuardedLoader(yaml.SafeLoader):
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._aliases = 0
+        self.aliases = 0
         self._depth = 0
         self.nodes = 0  # distinct nodes composed (aliases excluded)
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_ALIASES:
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
                 raise _LimitError(None, None, f"more than {MAX_ALIASES} aliases: refusing a "
                                   "possible alias bomb", self.peek_event().start_mark)
             return super().compose_node(parent, index)
@@ -346,7 +352,7 @@ def _duplicate_keys(root: Node) -> list[Issue]:
                     if ident in first:
                         issues.append(Issue(
                             location((*path, key.value)),
-                            f"duplicate key {key.value!r} at {_mark(key.start_mark)} "
+                            f"duplicate key {show_value(key.value)} at {_mark(key.start_mark)} "
                             f"(first at {_mark(first[ident].start_mark)}); only the last "
                             "would count"))
                     else:
@@ -363,7 +369,8 @@ def _parse_yaml(text: str) -> tuple[Any, list[Issue]]:
         node = loader.get_single_node()
         if node is None:
             return None, []
-        _check_graph(node, loader.nodes)
+        if loader.aliases:  # without aliases the nodes form a tree the composer has checked
+            _check_graph(node, loader.nodes)
         issues = _duplicate_keys(node)
         return loader.construct_document(node), issues
     finally:
@@ -372,13 +379,15 @@ def _parse_yaml(text: str) -> tuple[Any, list[Issue]]:
 
 # -- JSON -------------------------------------------------------------------------------------
 def _parse_json(text: str) -> tuple[Any, list[Issue]]:
-    duplicated: dict[int, list[str]] = {}
+    # id of an object with repeated keys -> (the object, kept alive so that its id stays
+    # unique, and the repeated keys)
+    duplicated: dict[int, tuple[dict[str, Any], list[str]]] = {}
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in items:
             if key in out:
-                duplicated.setdefault(id(out), []).append(key)
+                duplicated.setdefault(id(out), (out, []))[1].append(key)
             out[key] = value
         return out
 
@@ -391,9 +400,9 @@ def _parse_json(text: str) -> tuple[Any, list[Issue]]:
             raise InstanceError([Issue(location(path[:1]),
                                        f"nested deeper than {MAX_DEPTH} levels")])
         if isinstance(node, dict):
-            for key in duplicated.get(id(node), []):
-                issues.append(Issue(location((*path, key)), f"duplicate key {key!r}; only the "
-                                    "last would count"))
+            for key in duplicated.get(id(node), ({}, []))[1]:
+                issues.append(Issue(location((*path, key)), f"duplicate key {show_value(key)}; "
+                                    "only the last would count"))
             stack.extend((v, (*path, k)) for k, v in node.items())
         elif isinstance(node, list):
             stack.extend((v, (*path, k)) for k, v in enumerate(node))
@@ -532,7 +541,8 @@ def instance_from_mapping(data: Mapping[str, Any], source: str | None = None, *,
     parsing); their errors are reported together with the rest. Warnings (legal but
     suspicious input) are issued as ``InstanceWarning``.
     """
-    prior = [i for i in issues if i.severity == "error"]
+    given = list(issues)
+    prior = [i for i in given if i.severity == "error"]
     try:
         instance = Instance.model_validate(data)
     except ValidationError as e:
@@ -550,10 +560,9 @@ def instance_from_mapping(data: Mapping[str, Any], source: str | None = None, *,
                                            f"{type(e).__name__}: {e}")], source) from None
     if prior:
         raise InstanceError(prior, source)
-    try:
-        found = [i for i in semantic_issues(data) if i.severity == "warning"]
-    except Exception:  # warnings are advice; the instance is valid
-        found = []
+    found = [i for i in given if i.severity == "warning"]
+    with contextlib.suppress(Exception):  # warnings are advice; the instance is valid
+        found += [i for i in semantic_issues(data) if i.severity == "warning"]
     level = _outside_stacklevel()
     for issue in found:
         warnings.warn(f"{source + ': ' if source else ''}{issue}", InstanceWarning,
@@ -573,7 +582,8 @@ def dump_model(model: BaseModel, path: str | Path) -> str:
     data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     if str(path).lower().endswith(".json"):
         return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml if present: same text, faster
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 
 def save_instance(instance: Instance, path: str | Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import math
 import multiprocessing
 import statistics
 import sys
@@ -41,7 +40,7 @@ class BenchRow:
     ``status``, ``objective``, ``bound`` and ``gap`` are those of the last run (GAP problems in
     the GAP's own sense; for minimisation ``bound`` is a lower bound and ``gap`` is
     ``(objective - bound) / max(1, |bound|)``). ``median_seconds`` is the median of the
-    solver's ``solve_seconds`` over the runs that finished (NaN if none did); ``peak_mib`` the
+    solver's ``solve_seconds`` over the runs that finished (None if none did); ``peak_mib`` the
     largest peak resident memory of a run's process (with its child processes), None where the
     platform cannot tell. ``runs`` counts the runs that finished. ``status`` is a plan status,
     ``unavailable`` (backend not installed) or ``error`` (the run failed; see ``error``).
@@ -53,7 +52,7 @@ class BenchRow:
     objective: float | None
     bound: float | None
     gap: float | None
-    median_seconds: float
+    median_seconds: float | None
     peak_mib: float | None
     runs: int
     known_optimum: float | None = None
@@ -222,7 +221,7 @@ def run_bench(
         data = instance.model_dump(mode="json", by_alias=True)
         for backend in backends:
             if backend not in installed:
-                row = BenchRow(label, backend, "unavailable", None, None, None, math.nan,
+                row = BenchRow(label, backend, "unavailable", None, None, None, None,
                                None, 0, optimum, f"backend {backend!r} is not installed here")
             else:
                 row = _bench_one(label, data, problem, backend, time_limit, runs, seed,
@@ -247,7 +246,7 @@ def _bench_one(label: str, data: dict[str, Any], problem: GapProblem | None, bac
         last = plan
         if plan is not None:
             seconds.append(plan.solve_seconds)
-    median = statistics.median(seconds) if seconds else math.nan
+    median = statistics.median(seconds) if seconds else None
     peak_mib = max(peaks) if peaks else None
     if last is None:
         return BenchRow(label, backend, "error", None, None, None, median, peak_mib,

@@ -173,46 +173,72 @@ def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def parse_scenarios(data: Any, source: str | None = None) -> list[Scenario]:
-    """Validate a raw mapping ``{scenarios: [...]}``, reporting every problem at once."""
-    try:
-        parsed = ScenarioFile.model_validate(data)
-    except ValidationError as e:
-        issues = []
-        for e_ in e.errors(include_url=False):
-            e_ = dict(e_)
-            e_["loc"] = _strip_tags(tuple(e_["loc"]))
-            issues.append(e_)
-        raise InstanceError(_issues_of(e, issues), source) from None
-    problems = []
-    seen: dict[str, int] = {}
-    for i, sc in enumerate(parsed.scenarios):
-        if sc.name == BASE_NAME:
-            problems.append(Issue(f"scenarios[{i}].name",
-                                  f"{BASE_NAME!r} is reserved for the unchanged instance"))
-        elif sc.name in seen:
-            problems.append(Issue(f"scenarios[{i}].name", f"duplicate scenario {sc.name!r} "
-                                  f"(first at scenarios[{seen[sc.name]}])"))
-        seen.setdefault(sc.name, i)
-    if problems:
-        raise InstanceError(problems, source)
-    return list(parsed.scenarios)
-
-
-def _issues_of(error: ValidationError, errors: list[dict[str, Any]]) -> list[Issue]:
-    base = validation_issues(error)
-    # validation_issues formats messages; re-locate them with the tags stripped.
+def _located(error: ValidationError, prefix: str = "") -> list[Issue]:
+    """pydantic errors as issues, without discriminator tags in their locations."""
     out = []
-    for issue, e in zip(base, errors, strict=True):
-        loc = tuple(p for p in e["loc"]
-                    if not (isinstance(p, str) and p.startswith("function-")))
-        out.append(Issue(location(loc), issue.message))
+    errors = error.errors(include_url=False)
+    for issue, e in zip(validation_issues(error), errors, strict=True):
+        loc = _strip_tags(tuple(p for p in e["loc"]
+                                if not (isinstance(p, str) and p.startswith("function-"))))
+        message = issue.message
+        if e["type"] == "union_tag_invalid":
+            tag = (e.get("ctx") or {}).get("tag")
+            message = f"unknown change kind {tag!r}; choose from {', '.join(KINDS)}"
+        elif e["type"] == "union_tag_not_found":
+            message = f"a change needs a kind: one of {', '.join(KINDS)}"
+        where = location(loc)
+        if prefix:
+            where = prefix + where if where.startswith("[") or not where else \
+                f"{prefix}.{where}"
+        out.append(Issue(where, message))
     return out
 
 
-def load_scenarios(path: str | Path) -> list[Scenario]:
-    """Read and validate a scenario file (YAML or JSON)."""
-    return parse_scenarios(read_mapping(path, what="scenario"), str(path))
+def parse_scenarios(data: Any, source: str | None = None,
+                    base: Instance | None = None) -> list[Scenario]:
+    """Validate a raw mapping ``{scenarios: [...]}``, reporting every problem at once.
+
+    With ``base``, every scenario is also applied to it, so that unknown targets are reported
+    together with the file's other problems.
+    """
+    issues: list[Issue] = []
+    parsed: list[Scenario] | None = None
+    try:
+        parsed = list(ScenarioFile.model_validate(data).scenarios)
+    except ValidationError as e:
+        issues.extend(_located(e))
+    raw = data.get("scenarios") if isinstance(data, dict) else None
+    candidates: list[tuple[int, Scenario]] = []
+    if parsed is not None:
+        candidates = list(enumerate(parsed))
+    elif isinstance(raw, list):
+        for i, item in enumerate(raw):
+            try:
+                candidates.append((i, Scenario.model_validate(item)))
+            except ValidationError:
+                continue
+    seen: dict[str, int] = {}
+    for i, sc in candidates:
+        if sc.name == BASE_NAME:
+            issues.append(Issue(f"scenarios[{i}].name",
+                                f"{BASE_NAME!r} is reserved for the unchanged instance"))
+        elif sc.name in seen:
+            issues.append(Issue(f"scenarios[{i}].name", f"duplicate scenario {sc.name!r} "
+                                f"(first at scenarios[{seen[sc.name]}])"))
+        seen.setdefault(sc.name, i)
+        if base is not None:
+            try:
+                apply(base, sc.changes, where=f"scenarios[{i}].changes")
+            except InstanceError as e:
+                issues.extend(e.issues)
+    if issues or parsed is None:
+        raise InstanceError(issues, source)
+    return parsed
+
+
+def load_scenarios(path: str | Path, base: Instance | None = None) -> list[Scenario]:
+    """Read and validate a scenario file (YAML or JSON); with ``base``, check the targets."""
+    return parse_scenarios(read_mapping(path, what="scenario"), str(path), base)
 
 
 BASE_NAME = "base"
@@ -258,10 +284,9 @@ def _parse_changes(changes: Iterable[Any], where: str) -> list[Any]:
         holder = _ChangeList.model_validate({"changes": raw})
     except ValidationError as e:
         issues = []
-        for issue, err in zip(validation_issues(e), e.errors(include_url=False), strict=True):
-            loc = _strip_tags(tuple(err["loc"]))[1:]
-            issues.append(Issue(where + location(loc) if loc and isinstance(loc[0], int)
-                                else f"{where}.{location(loc)}", issue.message))
+        for issue in _located(e):
+            loc = issue.location.removeprefix("changes")
+            issues.append(Issue(where + loc, issue.message))
         raise InstanceError(issues) from None
     return list(holder.changes)
 

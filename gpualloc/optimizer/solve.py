@@ -24,12 +24,20 @@ def solve(
     warm_start: Plan | None = None,
     progress: ProgressCallback | None = None,
     log_search: bool = False,
+    previous: Plan | None = None,
+    now: int | None = None,
+    stability: float = 0.0,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
     ``optimal`` is claimed only when the solver's proven bound is within ``gap_tolerance``
     (relative) of the plan's objective. When the time limit stops the search, the incumbent is
     returned as ``feasible``; an infeasible instance returns status ``infeasible``.
+
+    Re-planning: with ``previous`` (a plan of an earlier version of the instance), assignments
+    that started before period ``now`` are frozen, no other job starts before ``now``, and each
+    other change of a previous assignment costs ``stability``; ``previous`` is the default warm
+    start. See ``optimizer.replan``.
     """
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
@@ -37,6 +45,14 @@ def solve(
                          gap_tolerance=gap_tolerance, log=log_search)
     model = build(instance)
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
+    replan = None
+    if previous is not None:
+        from .replan import prepare
+
+        replan = prepare(instance, model, previous, now=now, stability=stability)
+        warm_start = previous if warm_start is None else warm_start
+    elif now is not None or stability:
+        raise ValueError("now and stability need a previous plan")
     start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
     if start is not None and model.check(start):
         log.debug("warm start violates the model; passed as a hint only")
@@ -51,7 +67,12 @@ def solve(
         remaining = None if time_limit is None else max(
             0.01, time_limit - (time.perf_counter() - began))
         raw = engine.solve(model, _with_limit(params, remaining), start, progress)
-    return _to_plan(instance, model, raw, start, engine.name, params, began)
+    plan = _to_plan(instance, model, raw, start, engine.name, params, began)
+    if replan is not None:
+        from .replan import finish
+
+        plan = finish(replan, instance, model, plan)
+    return plan
 
 
 def _with_limit(params: SolveParams, time_limit: float | None) -> SolveParams:

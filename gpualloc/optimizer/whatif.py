@@ -45,9 +45,10 @@ StudyProgress = Callable[[int, int, str], None]
 
 
 # -- running many solves -----------------------------------------------------------------
-def _task(name: str, instance: Instance, *, backend: str, time_limit: float | None, seed: int,
-          gap_tolerance: float, warm_start: Plan | None = None) -> dict[str, Any]:
-    """A picklable description of one solve (plain data only)."""
+def make_task(name: str, instance: Instance, *, backend: str, time_limit: float | None,
+              seed: int, gap_tolerance: float,
+              warm_start: Plan | None = None) -> dict[str, Any]:
+    """A picklable description of one solve (plain data only) for ``solve_many``."""
     return {"name": name, "instance": instance.model_dump(by_alias=True), "backend": backend,
             "time_limit": time_limit, "seed": seed, "gap_tolerance": gap_tolerance,
             "warm_start": warm_start.model_dump(mode="json") if warm_start else None}
@@ -80,7 +81,7 @@ def solve_many(tasks: Sequence[dict[str, Any]], *, workers: int = 1,
     if dask_address is not None:
         from distributed import Client, as_completed
 
-        with Client(dask_address, set_as_default=False) as client:
+        with Client(dask_address, set_as_default=False) as client, client.as_current():
             tag = uuid.uuid4().hex[:8]
             futures = {client.submit(solve_task, t, key=f"gpualloc-{tag}-{i}", pure=False): i
                        for i, t in enumerate(tasks)}
@@ -171,8 +172,8 @@ def run_study(base: Instance, scenarios: Sequence[Scenario], *, backend: str = "
     prepared = prepare(base, scenarios)
     entries = [(BASE_NAME, base, [], "the unchanged instance")] + [
         (sc.name, inst, notes, sc.description) for sc, inst, notes in prepared]
-    tasks = [_task(name, inst, backend=backend, time_limit=time_limit, seed=seed,
-                   gap_tolerance=gap_tolerance) for name, inst, _, _ in entries]
+    tasks = [make_task(name, inst, backend=backend, time_limit=time_limit, seed=seed,
+                       gap_tolerance=gap_tolerance) for name, inst, _, _ in entries]
     plans = solve_many(tasks, workers=workers, dask_address=dask_address, progress=progress)
     return [ScenarioResult(name=name, instance=inst, plan=plan, summary=describe(inst),
                            notes=notes, description=desc)
@@ -260,7 +261,7 @@ class SweepSpec:
     def label(self, x: float) -> str:
         if self.kind == "pool":
             return f"{x:+,.0f}"
-        return f"{x:g}x" if self.mode == "scale" else f"{x:,.6g}"
+        return f"{x:.4g}x" if self.mode == "scale" else f"{x:,.6g}"
 
 
 def _bad_sweep(message: str) -> InstanceError:
@@ -317,8 +318,9 @@ def parse_sweep(text: str) -> SweepSpec:
             raise _bad_sweep("cap and credit values must not be negative")
     if points == 1 and lo != hi:
         raise _bad_sweep("one point needs FROM equal to TO")
-    return SweepSpec(kind=kind, target=target, start=lo, stop=hi, points=points,  # type: ignore[arg-type]
-                     mode=mode, from_period=from_period, text=text)  # type: ignore[arg-type]
+    return SweepSpec(kind=kind, target=target, start=lo,  # type: ignore[arg-type]
+                     stop=hi, points=points, mode=mode,  # type: ignore[arg-type]
+                     from_period=from_period, text=text)
 
 
 @dataclass
@@ -479,6 +481,7 @@ __all__ = [
     "SweepPoint",
     "SweepSpec",
     "comparison_rows",
+    "make_task",
     "parse_sweep",
     "plot_study",
     "plot_sweep",

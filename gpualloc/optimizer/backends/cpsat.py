@@ -37,6 +37,7 @@ class CpSatBackend:
 
     def __init__(self) -> None:
         self._solver = None
+        self._stopped = False  # a stop asked for before (or while) the search runs
         self._lock = threading.Lock()
 
     def available(self) -> bool:
@@ -47,10 +48,26 @@ class CpSatBackend:
         return True
 
     def stop(self) -> None:
-        """Ask a running solve to stop and return its incumbent (thread/signal safe)."""
+        """Ask a running solve to stop and return its incumbent (thread/signal safe).
+
+        A stop that comes while the model is still being built makes the next search return
+        at once. CpSolver drops a stop that comes just before its search has begun, so the stop
+        is repeated until the running solve returns.
+        """
         with self._lock:
-            if self._solver is not None:
-                self._solver.stop_search()
+            self._stopped = True
+            solver = self._solver
+        if solver is not None:
+            solver.stop_search()
+            threading.Thread(target=self._restop, args=(solver,), daemon=True).start()
+
+    def _restop(self, solver) -> None:
+        while True:
+            with self._lock:
+                if self._solver is not solver:
+                    return
+            solver.stop_search()
+            time.sleep(0.05)
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None) -> BackendResult:
@@ -86,15 +103,22 @@ class CpSatBackend:
             solver.log_callback = logging.getLogger(__name__).info
         if params.workers == 1:
             p.interleave_search = False
+        # CP-SAT would otherwise take over SIGINT for the solve and leave it at SIG_DFL after
+        # (a later Ctrl-C then kills Python outright); callers stop a solve with ``stop()``.
+        p.catch_sigint_signal = False
 
         callback = _Reporter(factor, began, progress) if progress else None
         with self._lock:
+            if self._stopped:  # stopped while the model was being built
+                self._stopped = False
+                return BackendResult("unknown", stats={"stopped": "before the search began"})
             self._solver = solver
         try:
             status = solver.solve(cp, callback)
         finally:
             with self._lock:
                 self._solver = None
+                self._stopped = False
 
         names = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible",
                  cp_model.INFEASIBLE: "infeasible"}
@@ -104,8 +128,6 @@ class CpSatBackend:
         if raw in ("optimal", "feasible"):
             values = [float(v) for v in solver.boolean_values(x)]
             bound = solver.best_objective_bound / factor
-        elif raw == "unknown" and math.isfinite(solver.best_objective_bound):
-            bound = solver.best_objective_bound / factor
         return BackendResult(
             status=raw, values=values, bound=bound,
             stats={"branches": solver.num_branches, "conflicts": solver.num_conflicts,
@@ -113,7 +135,7 @@ class CpSatBackend:
         )
 
 
-def _add_row(cp, x, row: Row) -> None:  # noqa: ANN001 - CP-SAT objects
+def _add_row(cp, x, row: Row) -> None:
     from ortools.sat.python import cp_model
 
     if row.kind == "assign" and all(c == 1.0 for c in row.coefs) and row.rhs == 1.0:
@@ -153,7 +175,7 @@ def _conservative(row: Row) -> tuple[list[int], int]:
 class _Reporter:
     """CP-SAT solution callback that forwards progress (objective, bound, seconds)."""
 
-    def __new__(cls, factor: float, began: float, progress: ProgressCallback):  # noqa: ANN204
+    def __new__(cls, factor: float, began: float, progress: ProgressCallback):
         from ortools.sat.python import cp_model
 
         class _Callback(cp_model.CpSolverSolutionCallback):

@@ -3,25 +3,36 @@
 PuLP calls a time-limited MIP "Optimal"; these adapters read the solver's own status and
 bound instead: CBC's closing report (``Result -``, ``Objective value``, ``Upper bound``) and
 HiGHS's ``mip_dual_bound``.
+
+``stop()`` (thread and signal safe) ends a running search early with its incumbent: HiGHS
+through ``cancelSolve`` (a user interrupt it checks during the search), CBC by sending its
+process SIGINT, on which CBC stops at the next node and writes its best solution (on POSIX;
+elsewhere the process is terminated and the warm start is returned). A stop that comes while
+the model is still being built ends the next search at once.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import signal
+import subprocess
 import tempfile
+import threading
 import time
+from typing import Any
 
 from ..formulation import LinearModel
 from .base import BackendResult, ProgressCallback, SolveParams
 
 
-def _build(model: LinearModel, start: list[float] | None):  # noqa: ANN202 - pulp objects
+def _build(model: LinearModel, start: list[float] | None):  # -> (LpProblem, [LpVariable])
     import pulp
 
     prob = pulp.LpProblem("gpualloc", pulp.LpMaximize)
-    x = [pulp.LpVariable(f"x{i}", cat=pulp.LpBinary) for i in range(model.num_vars)]
+    x = [prob.add_variable(f"x{i}", cat=pulp.LpBinary) for i in range(model.num_vars)]
     prob.setObjective(pulp.LpAffineExpression(
         [(x[i], c) for i, c in enumerate(model.objective) if c != 0.0]))
     senses = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
@@ -35,11 +46,36 @@ def _build(model: LinearModel, start: list[float] | None):  # noqa: ANN202 - pul
     return prob, x
 
 
-def _values(x: list) -> list[float] | None:  # noqa: ANN001
+def _values(x: list) -> list[float] | None:
     vals = [v.varValue for v in x]
     if any(v is None for v in vals):
         return None
     return [1.0 if v > 0.5 else 0.0 for v in vals]
+
+
+_spawned = threading.local()  # per thread: who wants to know about the CBC process
+
+
+class _Subprocess:
+    """``subprocess`` as PuLP's CBC runner sees it: it hands the CBC process to the backend
+    that started it (so that ``stop()`` can signal it); everything else is ``subprocess``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen:
+        proc = subprocess.Popen(*args, **kwargs)
+        hook = getattr(_spawned, "hook", None)
+        if hook is not None:
+            hook(proc)
+        return proc
+
+
+def _watch_cbc_processes() -> None:
+    from pulp.apis import coin_api
+
+    if not isinstance(coin_api.subprocess, _Subprocess):
+        coin_api.subprocess = _Subprocess()
 
 
 class CbcBackend:
@@ -47,49 +83,146 @@ class CbcBackend:
 
     name = "cbc"
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Ask a running solve to stop and return its incumbent (thread/signal safe)."""
+        with self._lock:
+            self._stopped = True
+            proc = self._proc
+        if proc is not None:
+            _interrupt(proc)
+
+    def _spawned(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._proc = proc
+            stopped = self._stopped
+        if stopped:
+            _interrupt(proc)
+
     def available(self) -> bool:
         try:
-            import pulp
+            return bool(_cbc_command(msg=False).available())
         except ImportError:
             return False
-        return bool(pulp.PULP_CBC_CMD(msg=False).available())
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None) -> BackendResult:
-        import pulp
+        from pulp import PulpSolverError
 
         began = time.perf_counter()
         prob, x = _build(model, start)
         fd, log_path = tempfile.mkstemp(prefix="gpualloc-cbc-", suffix=".log")
         os.close(fd)
+        _watch_cbc_processes()
+        _spawned.hook = self._spawned
         try:
             remaining = None
             if params.time_limit is not None:
                 remaining = max(1, math.floor(params.time_limit - (time.perf_counter() - began)))
-            solver = pulp.PULP_CBC_CMD(
+            solver = _cbc_command(
+                deadline=None if params.time_limit is None else began + params.time_limit,
                 msg=False, timeLimit=remaining, gapRel=params.gap_tolerance,
                 threads=max(1, params.workers), warmStart=start is not None, logPath=log_path,
                 options=[f"randomSeed {params.seed + 1}", f"randomCbcSeed {params.seed + 1}"])
-            prob.solve(solver)
+            with self._lock:
+                if self._stopped:  # stopped while the model was being built
+                    self._stopped = False
+                    return BackendResult("unknown", stats={"stopped": "before the search began"})
+            try:
+                prob.solve(solver)
+            except PulpSolverError as e:
+                # CBC itself failed: e.g. it crashes (SIGSEGV) now and then when its time limit
+                # ends the search at the root node with a warm start given (-mips). The caller
+                # falls back to the warm start; no traceback, no bound.
+                return BackendResult("unknown", stats={"cbc_result": f"CBC failed: {e}"})
             with open(log_path, encoding="utf-8", errors="replace") as fh:
                 log = fh.read()
         finally:
+            _spawned.hook = None
+            with self._lock:
+                self._proc = None
+                self._stopped = False
             os.unlink(log_path)
-        return _read_cbc(log, _values(x), prob.sol_status)
+        return _read_cbc(log, _values(x), prob.status, prob.sol_status, params.gap_tolerance)
 
 
-def _read_cbc(log: str, values: list[float] | None, sol_status: int) -> BackendResult:
-    """Status and bound from CBC's closing report."""
+def _interrupt(proc: subprocess.Popen) -> None:
+    """CBC's Ctrl-C: it stops at the next node and still writes its best solution."""
+    if proc.poll() is not None:
+        return
+    try:
+        if os.name == "posix":
+            proc.send_signal(signal.SIGINT)
+        else:  # pragma: no cover - no graceful stop: the caller keeps the warm start
+            proc.terminate()
+    except OSError:  # it has just ended
+        pass
+
+
+def _cbc_command(**kwargs: Any):  # -> pulp.COIN_CMD
+    """COIN_CMD on the CBC binary bundled with PuLP 3.x, else on a ``cbc`` found on PATH.
+
+    With ``deadline`` (a ``time.perf_counter()`` instant), CBC's time limit is what is left
+    of it when CBC starts: writing the MPS file of a large model takes a while.
+    """
+    from pulp.apis import coin_api
+
+    command = _cbc_class()
+    bundled = getattr(coin_api, "pulp_cbc_path", None)
+    if bundled and os.path.isfile(bundled):
+        return command(path=bundled, **kwargs)
+    return command(**kwargs)
+
+
+@functools.cache
+def _cbc_class() -> type:
+    import pulp
+
+    class _CbcCommand(pulp.COIN_CMD):
+        def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
+            self._deadline = deadline
+            super().__init__(*args, **kwargs)
+
+        @property
+        def timeLimit(self) -> float | None:  # PuLP's name
+            if self._limit is None or self._deadline is None:
+                return self._limit
+            return round(max(0.1, self._deadline - time.perf_counter()), 2)
+
+        @timeLimit.setter
+        def timeLimit(self, value: float | None) -> None:
+            self._limit = value
+
+    return _CbcCommand
+
+
+def _read_cbc(log: str, values: list[float] | None, status: int, sol_status: int,
+              gap_tolerance: float) -> BackendResult:
+    """Status and bound from CBC's report (PuLP's "Optimal" is not trusted)."""
     result = re.search(r"^Result - (.+)$", log, re.M)
     verdict = result.group(1).strip() if result else ""
-    objective = _number(log, "Objective value")
-    bound = _number(log, "Upper bound")
     stats = {"cbc_result": verdict}
-    if "infeasible" in verdict.lower():
+    if "infeasible" in verdict.lower() or status == -1 or "Problem is infeasible" in log:
         return BackendResult("infeasible", None, None, stats)
     has_solution = values is not None and sol_status in (1, 2)
-    if verdict.startswith("Optimal solution found") and has_solution:
-        return BackendResult("optimal", values, objective, stats)
+    objective = _number(log, "Objective value")
+    # CBC minimises -f: its last "best possible" is minus an upper bound on f.
+    possible = re.findall(r"best possible (-?[\d.eE+-]+)", log)
+    bound = _number(log, "Upper bound")
+    if bound is None and possible:
+        bound = -float(possible[-1])
+    if verdict.startswith("Optimal solution found") and has_solution and objective is not None:
+        if "within gap" in verdict:
+            # proven only to within the allowed gap: widen the bound by that much
+            slack = gap_tolerance * max(1.0, abs(objective))
+            bound = max(bound if bound is not None else objective, objective + slack)
+        else:
+            bound = objective
+        return BackendResult("optimal", values, bound, stats)
     if has_solution:
         return BackendResult("feasible", values, bound, stats)
     return BackendResult("unknown", None, bound, stats)
@@ -135,6 +268,18 @@ class HighsBackend:
 
     name = "highs"
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._highs = None  # the highspy.Highs running the search
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Ask a running solve to stop and return its incumbent (thread/signal safe)."""
+        with self._lock:
+            self._stopped = True
+            if self._highs is not None:
+                self._highs.cancelSolve()
+
     def available(self) -> bool:
         try:
             import highspy  # noqa: F401
@@ -149,11 +294,17 @@ class HighsBackend:
         import pulp
 
         began = time.perf_counter()
+        deadline = None if params.time_limit is None else began + params.time_limit
         _swallow_highs_banner()
         prob, x = _build(model, start)
+        backend = self
 
         class _Highs(pulp.HiGHS):
-            def callSolver(self, lp):  # noqa: ANN001, ANN202, N802 - PuLP's hook
+            def callSolver(self, lp):  # PuLP's hook
+                h = lp.solverModel
+                if deadline is not None:  # PuLP has just spent time loading the model
+                    h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
+                h.HandleUserInterrupt = True  # cancelSolve() then ends the search
                 if start is not None:
                     sol = highspy.HighsSolution()
                     order = {v.name: v.index for v in lp.variables()}
@@ -163,7 +314,16 @@ class HighsBackend:
                     sol.col_value = col
                     sol.value_valid = True
                     lp.solverModel.setSolution(sol)
-                lp.solverModel.run()
+                with backend._lock:
+                    backend._highs = h
+                    if backend._stopped:
+                        h.cancelSolve()
+                try:
+                    h.run()
+                finally:
+                    with backend._lock:
+                        backend._highs = None
+                        backend._stopped = False
 
         remaining = None
         if params.time_limit is not None:

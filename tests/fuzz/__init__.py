@@ -1,0 +1,1 @@
+"""The large input fuzz harness (a script, not collected by pytest)."""
