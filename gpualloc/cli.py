@@ -541,7 +541,8 @@ def whatif(
     = None,
     sweep: Annotated[str | None, typer.Option(
         help="Sweep one parameter: 'cap:ID=0.25x..2x:8', 'credits:ID|all=0.5x..1.5x:5', "
-             "'pool:CLUSTER/ACC[@PERIOD]=+0..+2000:5'. Points are solved in order, each "
+             "'pool:CLUSTER/ACC=+0..+2000:5' (ACC@P: from period P on). Points are solved "
+             "in order, each "
              "warm-started from the last. With SCENARIOS too, the sweep's CSV and plot go "
              "to NAME-sweep.csv / NAME-sweep.png.")] = None,
 ) -> None:
@@ -561,7 +562,7 @@ def whatif(
         # every located error (file and targets) before any solve
         scs = sc_mod.load_scenarios(scenarios, base) if scenarios is not None else None
         if spec is not None:
-            sc_mod.apply(base, spec.changes(spec.values()[0]), where="--sweep")
+            wi.sweep_instances(base, spec)
 
     if scs is not None:
         with _study_errors(dask), _progress_bar(f"{len(scs) + 1} solves") as progress:
@@ -602,18 +603,23 @@ def whatif(
 
 
 def _print_study(rows: list[dict[str, Any]], startups: list[str]) -> None:
-    t = Table(title="What-if study (change vs base)", title_justify="left")
-    for col in ("scenario", "status", "objective", "change", "change %", "gap", "jobs run"):
-        t.add_column(col, justify="left" if col in ("scenario", "status") else "right")
+    t = Table(title="What-if study (change vs base)", title_justify="left",
+              caption="start-up columns: credits spent", caption_justify="left")
+    longest = max((len(r["scenario"]) for r in rows), default=8)
+    t.add_column("scenario", no_wrap=True, min_width=min(32, longest))
+    t.add_column("status", no_wrap=True)
+    for col in ("objective", "change", "gap", "jobs run"):
+        t.add_column(col, justify="right", no_wrap=True)
     for sid in startups:
-        t.add_column(f"spend {sid}", justify="right")
-    t.add_column("binding caps")
+        t.add_column(sid, justify="right")
+    t.add_column("binding caps", overflow="fold")
     for r in rows:
         colour = {"optimal": "green", "feasible": "yellow"}.get(r["status"], "red")
-        pct_text = "-" if r["delta_pct"] is None else f"{r['delta_pct']:+.1f}%"
+        change = "-" if r["delta"] is None else _signed(r["delta"])
+        if r["delta_pct"] is not None:
+            change += f" ({r['delta_pct']:+.1f}%)"
         t.add_row(r["scenario"], f"[{colour}]{r['status']}[/{colour}]", fmt(r["objective"]),
-                  _signed(r["delta"]), pct_text, pct(r["gap"]),
-                  f"{r['jobs_run']}/{r['jobs']}",
+                  change, pct(r["gap"]), f"{r['jobs_run']}/{r['jobs']}",
                   *[_short(r["spend"].get(sid)) for sid in startups],
                   ", ".join(r["binding_caps"]) or "-")
     out.print(t)
@@ -640,7 +646,8 @@ def marginal(
         help="Relative step: each resource grows by max(DELTA x current, one job-sized "
              "quantum).")] = 0.10,
     quantum: Annotated[bool, typer.Option(
-        help="Step at least one job-sized quantum (the most one job can use).")] = True,
+        help="Step at least one job-sized quantum: the smallest need of one job the base "
+             "plan leaves unscheduled that could use the resource.")] = True,
     splits: Annotated[int, typer.Option(
         help="Period ranges per pool: 2 = halves of the horizon, 4 = quarters.")] = 2,
     lp_duals: Annotated[bool, typer.Option(help="Also show LP-relaxation duals (HiGHS).")]
@@ -689,8 +696,9 @@ def marginal(
         out.print(t)
     if not values:
         out.print("nothing to rank: no pools, no caps with a limit, no finite credits")
-    out.print(f"step: max({delta:g} x current, {'one job-sized quantum' if quantum else '0'}); "
-              "re-solves warm-started from the base plan", markup=False)
+    quantum_text = "the smallest need of one unscheduled job" if quantum else "0"
+    out.print(f"step: max({delta:g} x current, {quantum_text}); re-solves warm-started from "
+              "the base plan", markup=False)
     if csv is not None:
         try:
             write_csv(marginal_rows(values), csv)

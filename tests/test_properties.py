@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 from typing import Any
 
@@ -29,7 +30,9 @@ from tests.conftest import ALL_BACKENDS, EXACT_BACKENDS, REL_TOL, solve_checked
 from tests.strategies import random_instance
 
 TIME_LIMIT = 10.0  # the instances solve in well under a second; this only bounds a bad case
-PROPERTY = settings(max_examples=30, deadline=None, print_blob=True,
+# examples per property; raise it for a longer hunt: GPUALLOC_PROPERTY_EXAMPLES=2000 pytest ...
+EXAMPLES = int(os.environ.get("GPUALLOC_PROPERTY_EXAMPLES", "60"))
+PROPERTY = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
@@ -62,10 +65,15 @@ def is_optimal(plan: Plan) -> bool:
 
 # -- 1. every backend: valid plans; claims never contradicted ----------------------------------
 @PROPERTY
-@given(seed=seeds, size=sizes)
-def test_plans_are_valid_and_claims_are_never_contradicted(seed: int,
-                                                           size: dict[str, int]) -> None:
+@given(seed=seeds, size=sizes, mandatory=st.lists(st.integers(0, 99), max_size=3))
+def test_plans_are_valid_and_claims_are_never_contradicted(seed: int, size: dict[str, int],
+                                                           mandatory: list[int]) -> None:
     instance = make(seed, size)
+    if mandatory:  # more mandatory jobs: some instances become infeasible
+        doc = document(instance)
+        for k in mandatory:
+            doc["jobs"][k % len(doc["jobs"])]["mandatory"] = True
+        instance = Instance.model_validate(doc)
     plans = {b: solve_checked(instance, b, time_limit=TIME_LIMIT) for b in ALL_BACKENDS}
     found = {b: p for b, p in plans.items() if p.objective is not None}
     for b in EXACT_BACKENDS:
@@ -77,6 +85,8 @@ def test_plans_are_valid_and_claims_are_never_contradicted(seed: int,
                     f"{other} found {plan.objective}, above {b}'s 'optimal' {claim.objective}")
         if claim.status == SolveStatus.INFEASIBLE:
             assert not found, f"{b} claims infeasible, but {sorted(found)} found plans"
+        if found:  # a plan exists: no exact backend may come back empty-handed
+            assert claim.objective is not None, f"{b}: {claim.status.value}, others found plans"
 
 
 # -- 2. loosening a constraint never lowers the optimum ----------------------------------------

@@ -438,8 +438,9 @@ def _parse(text: str, source: str, fmt: str | None) -> tuple[Any, list[Issue]]:
                                    f"malformed JSON: {e.msg}")], source) from None
     except yaml.YAMLError as e:
         raise InstanceError([_yaml_error(e, text)], source) from None
-    except RecursionError:
-        raise InstanceError([Issue("", f"nested deeper than {MAX_DEPTH} levels")],
+    except RecursionError:  # the JSON parser recursed too deep (YAML is refused earlier)
+        where = _too_deep(text) if fmt == "json" else ""
+        raise InstanceError([Issue(where, f"nested deeper than {MAX_DEPTH} levels")],
                             source) from None
     except InstanceError as e:
         raise InstanceError(e.issues, source) from None
@@ -452,6 +453,30 @@ def _parse(text: str, source: str, fmt: str | None) -> tuple[Any, list[Issue]]:
             where = f"line {line}, column {digits.start() - text.rfind(chr(10), 0, digits.start())}"
         raise InstanceError([Issue(where, f"malformed {fmt.upper()}: {_reason(e)}")],
                             source) from None
+
+
+def _too_deep(text: str) -> str:
+    """``line L, column C`` of the bracket that nests JSON text past ``MAX_DEPTH`` (or '')."""
+    depth = 0
+    in_string = escaped = False
+    for pos, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, pos) + 1
+                return f"line {line}, column {pos - text.rfind(chr(10), 0, pos)}"
+        elif char in "]}":
+            depth -= 1
+    return ""
 
 
 def parse_text(text: str, source: str, fmt: str | None = None) -> Any:

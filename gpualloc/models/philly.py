@@ -19,7 +19,7 @@ machines (``machine_list.csv``: GPUs per machine) into a planning instance:
   serves as much GPU time as possible. **Deadline** = ``release + periods + slack`` (default
   ``slack`` 14 periods = one week): a job counts only if it ends within a week of its earliest
   possible end. ``slack=None`` drops deadlines (every job may run until the horizon ends; the
-  model then has one binary per job and start period left in the horizon, about 20 times
+  model then has one binary per job and start period left in the horizon, about 7 times
   more).
 - **Horizon**: up to the latest deadline (``max(release + periods) + slack``).
 

@@ -78,6 +78,16 @@ class LinearModel:
             "nonzeros": sum(len(r.vars) for r in self.rows),
         }
 
+    def trivial_bound(self) -> float:
+        """A proven upper bound: every job at its best placement (ignores all shared rows)."""
+        forced = {v for r in self.rows if r.kind == "assign" and r.sense == "==" for v in r.vars}
+        total = self.objective_offset
+        for idx in self.by_job.values():
+            if idx:
+                best = max(self.objective[i] for i in idx)
+                total += best if forced.intersection(idx) else max(0.0, best)
+        return total
+
     def objective_value(self, values: list[float]) -> float:
         return sum(c for c, v in zip(self.objective, values, strict=True) if v > 0.5)
 

@@ -8,13 +8,15 @@
   window is raised by ``delta`` (share-only caps have no limit to raise and are skipped);
 - **credits** of every start-up with a finite grant, in credits.
 
-The delta (documented in the README): ``delta = max(relative * current, quantum)``, where
+The step (documented in the README): ``delta = max(relative * current, quantum)``, where
 ``current`` is the pool's peak GPUs in the range, the cap's limit or the start-up's credits,
-``relative`` defaults to 10 %, and the *job-sized quantum* is the most that one job can need
-of the resource: the largest gang of an option that may run on the pool, the largest use one
-assignment in scope adds to one window of the cap, the largest cost of one of the start-up's
-placements. With the quantum the step is always large enough for any single job to use it, so
-a zero means that no job can turn that resource into value. (``quantum=False`` drops it.)
+``relative`` defaults to 10 %, and the *job-sized quantum* is the smallest need of one job the
+base plan leaves unscheduled that could use the resource: the smallest gang of such a job's
+options on the pool, the smallest use one of its assignments adds to one window of the cap,
+the cheapest of its placements for the start-up's credits (no such job: no quantum). With the
+quantum, a step is never too small for one more job to fit, so a zero says that no waiting job
+can turn that resource into value on its own. (``quantum=False`` drops it; a pool grows by at
+least one GPU.) A resource no job can use at all is skipped (its value is 0).
 The value per unit is ``(objective after - objective before) / units added`` where both
 objectives come from solves (the re-solve is warm-started from the base plan, which stays
 valid, so the gain is never negative). With discrete jobs the value is a step function: the
@@ -79,39 +81,41 @@ def period_ranges(horizon: int, splits: int) -> list[range]:
     return [range(bounds[k], bounds[k + 1]) for k in range(splits) if bounds[k + 1] > bounds[k]]
 
 
-def _pool_quantum(instance: Instance, cluster: str, accelerator: str) -> int:
-    """The largest gang of any option that may run on this pool (0: none may)."""
-    best = 0
-    for job in instance.jobs:
-        for _, option, c in instance.placements(job):
-            if c.id == cluster and option.accelerator == accelerator:
-                best = max(best, option.gpus)
-    return best
+@dataclass
+class _Quanta:
+    """Per resource: whether any job can use it, and the smallest need of an unscheduled job."""
+
+    usable: set[str] = field(default_factory=set)
+    smallest: dict[str, float] = field(default_factory=dict)
+
+    def add(self, key: str, need: float, unscheduled: bool) -> None:
+        self.usable.add(key)
+        if unscheduled and need > 0:
+            self.smallest[key] = min(self.smallest.get(key, need), need)
 
 
-def _cap_quantum(instance: Instance, cap_id: str) -> float:
-    """The largest use one assignment in the cap's scope adds to one of its windows."""
-    cap = next(c for c in instance.caps if c.id == cap_id)
+def _quanta(instance: Instance, plan: Plan) -> _Quanta:
+    """What one more job would need of each pool, cap and start-up's credits.
+
+    Keys: ``pool:CLUSTER/ACC``, ``cap:ID``, ``credits:ID``. The need of a placement is its
+    gang (pools), its use of one cap window (caps) or its cost (credits).
+    """
+    q = _Quanta()
+    ran = {a.job for a in plan.assignments} if plan.is_feasible else set()
     hours = instance.horizon.period_hours
-    longest = max((len(w) for w in cap.windows(instance.horizon.periods)), default=1)
-    best = 0.0
+    longest = {c.id: max((len(w) for w in c.windows(instance.horizon.periods)), default=1)
+               for c in instance.caps}
     for job in instance.jobs:
+        waiting = job.id not in ran
         for _, option, c in instance.placements(job):
-            if cap.matches(instance, job, c, option.accelerator):
-                use = cap.per_period_use(option.gpus, instance.tpp(option.accelerator), hours)
-                best = max(best, use * min(option.periods, longest))
-    return best
-
-
-def _credit_quantum(instance: Instance, startup: str) -> float:
-    """The largest cost of one placement of the start-up's jobs."""
-    best = 0.0
-    for job in instance.jobs:
-        if job.startup != startup:
-            continue
-        for _, option, c in instance.placements(job):
-            best = max(best, instance.cost(c, option))
-    return best
+            q.add(f"pool:{c.id}/{option.accelerator}", option.gpus, waiting)
+            q.add(f"credits:{job.startup}", instance.cost(c, option), waiting)
+            for cap in instance.caps:
+                if cap.matches(instance, job, c, option.accelerator):
+                    use = cap.per_period_use(option.gpus, instance.tpp(option.accelerator),
+                                             hours)
+                    q.add(f"cap:{cap.id}", use * min(option.periods, longest[cap.id]), waiting)
+    return q
 
 
 @dataclass
@@ -128,43 +132,47 @@ class _Probe:
     plan: Plan | None = field(default=None, repr=False)
 
 
-def _probes(instance: Instance, *, relative: float, quantum: bool,
+def _probes(instance: Instance, plan: Plan, *, relative: float, quantum: bool,
             splits: int) -> list[_Probe]:
     out: list[_Probe] = []
     horizon = instance.horizon.periods
+    quanta = _quanta(instance, plan)
+
+    def step(key: str, current: float, minimum: float = 0.0) -> float:
+        q = quanta.smallest.get(key, 0.0) if quantum else 0.0
+        delta = max(relative * current, q)
+        return delta if delta > 0 else max(minimum, 1.0)
+
     for cluster in instance.clusters:
         for pool in cluster.pools:
-            q = _pool_quantum(instance, cluster.id, pool.accelerator)
+            name = f"{cluster.id}/{pool.accelerator}"
+            usable = f"pool:{name}" in quanta.usable
             for r in period_ranges(horizon, splits):
                 peak = max(pool.gpus_at(t) for t in r)
-                delta = max(math.ceil(relative * peak), q if quantum else 0, 1)
-                name = f"{cluster.id}/{pool.accelerator}"
+                delta = max(1, math.ceil(step(f"pool:{name}", peak)))
                 out.append(_Probe(
                     "pool", f"{name} [{r.start}-{r[-1]}]", "GPU-period", delta,
                     float(delta * len(r)),
                     [PoolGpusChange(cluster=cluster.id, accelerator=pool.accelerator,
                                     add=delta, until=r.stop, **{"from": r.start})],
-                    name, (r.start, r[-1]), "" if q else "no job can run on this pool"))
+                    name, (r.start, r[-1]), "" if usable else "no job can run on this pool"))
     for cap in instance.caps:
         if cap.limit is None:
             continue
-        q = _cap_quantum(instance, cap.id) if quantum else 0.0
-        delta = max(relative * cap.limit, q)
-        if delta <= 0:
-            delta = 1.0
+        key = f"cap:{cap.id}"
+        delta = step(key, cap.limit)
         out.append(_Probe("cap", cap.id, UNITS[cap.metric], delta, delta,
                           [CapChange(id=cap.id, set=cap.limit + delta)], cap.id,
-                          note="" if q or not quantum else "nothing in the cap's scope"))
+                          note="" if key in quanta.usable else "nothing in the cap's scope"))
     for s in instance.startups:
         if s.credits is None:
             continue
-        q = _credit_quantum(instance, s.id) if quantum else 0.0
-        delta = max(relative * s.credits, q)
-        if delta <= 0:
-            delta = 1.0
+        key = f"credits:{s.id}"
+        delta = step(key, s.credits)
         out.append(_Probe("credits", s.id, "credit", delta, delta,
                           [CreditsChange(startup=s.id, set=s.credits + delta)], s.id,
-                          note="" if q or not quantum else "no job of this start-up can run"))
+                          note="" if key in quanta.usable else "no job of this start-up can "
+                          "run"))
     return out
 
 
@@ -183,7 +191,7 @@ def marginal_values(instance: Instance, *, backend: str = "cpsat",
     if base_plan is None:
         base_plan = solve(instance, backend, time_limit=time_limit, seed=seed, workers=1,
                           gap_tolerance=gap_tolerance)
-    probes = _probes(instance, relative=relative, quantum=quantum, splits=splits)
+    probes = _probes(instance, base_plan, relative=relative, quantum=quantum, splits=splits)
     runnable = [p for p in probes if not p.note]
     warm = base_plan if base_plan.is_feasible else None
     tasks = [make_task(p.item, apply(instance, p.changes), backend=backend,

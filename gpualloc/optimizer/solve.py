@@ -75,6 +75,12 @@ def solve(
     return plan
 
 
+def _tightest(*bounds: float | None) -> float | None:
+    """The smallest of several proven upper bounds."""
+    known = [b for b in bounds if b is not None]
+    return min(known) if known else None
+
+
 def _with_limit(params: SolveParams, time_limit: float | None) -> SolveParams:
     return SolveParams(time_limit=time_limit, seed=params.seed, workers=params.workers,
                        gap_tolerance=params.gap_tolerance, log=params.log, extra=params.extra)
@@ -89,7 +95,7 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         start_obj = model.objective_value(start)
         if objective is None or start_obj > objective + 1e-9 * max(1.0, abs(start_obj)):
             values, objective = start, start_obj  # never return worse than a valid warm start
-    bound = raw.bound
+    bound = _tightest(raw.bound, model.trivial_bound() if raw.status != "infeasible" else None)
     if bound is not None and objective is not None:
         bound = max(bound, objective)  # the optimum is at least the incumbent
     gap = compute_gap(objective, bound)
@@ -97,8 +103,8 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         status = SolveStatus.INFEASIBLE
     elif values is None:
         status = SolveStatus.UNKNOWN
-    elif raw.status == "optimal" and gap is not None and gap <= params.gap_tolerance + 1e-12:
-        status = SolveStatus.OPTIMAL
+    elif gap is not None and gap <= params.gap_tolerance + 1e-12:
+        status = SolveStatus.OPTIMAL  # the proven bound shows it
     else:
         status = SolveStatus.FEASIBLE
     assignments = model.decode(values) if values is not None else []

@@ -323,6 +323,17 @@ def parse_sweep(text: str) -> SweepSpec:
                      from_period=from_period, text=text)
 
 
+def sweep_instances(base: Instance, spec: SweepSpec) -> list[Instance]:
+    """The instance at every point of ``spec``; a bad target is located at ``--sweep``."""
+    out = []
+    for x in spec.values():
+        try:
+            out.append(apply(base, spec.changes(x), where="--sweep"))
+        except InstanceError as e:
+            raise InstanceError([Issue("--sweep", i.message) for i in e.issues]) from None
+    return out
+
+
 @dataclass
 class SweepPoint:
     """One point of a sweep: the parameter value, the instance there and its plan."""
@@ -347,12 +358,7 @@ def sweep(base: Instance, spec: str | SweepSpec, *, backend: str = "cpsat",
     if isinstance(spec, str):
         spec = parse_sweep(spec)
     values = spec.values()
-    instances = []
-    for x in values:
-        try:
-            instances.append(apply(base, spec.changes(x), where="--sweep"))
-        except InstanceError as e:
-            raise InstanceError([Issue("--sweep", i.message) for i in e.issues]) from None
+    instances = sweep_instances(base, spec)
     out: list[SweepPoint] = []
     previous: Plan | None = None
     for k, (x, inst) in enumerate(zip(values, instances, strict=True)):
@@ -491,6 +497,7 @@ __all__ = [
     "solve_many",
     "solve_task",
     "sweep",
+    "sweep_instances",
     "sweep_rows",
     "write_csv",
 ]

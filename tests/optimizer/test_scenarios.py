@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gpualloc.models import Instance, InstanceError
+from gpualloc.models import Instance, InstanceError, load_instance
 from gpualloc.optimizer.scenarios import apply, apply_with_notes, load_scenarios
 
 BASE: dict[str, Any] = {
@@ -208,7 +208,10 @@ def test_load_scenarios_locates_errors(tmp_path: Path) -> None:
         load_scenarios(path)
 
 
-def test_bundled_example_parses() -> None:
+def test_bundled_example_applies_to_the_portfolio() -> None:
     root = Path(__file__).resolve().parents[2]
-    scenarios = load_scenarios(root / "instances" / "scenarios.yaml")
-    assert len(scenarios) >= 3
+    base = load_instance(root / "instances" / "portfolio.yaml")
+    scenarios = load_scenarios(root / "instances" / "scenarios.yaml", base)
+    assert len(scenarios) >= 5
+    for sc in scenarios:
+        assert apply(base, sc.changes) != base

@@ -13,6 +13,7 @@ the model is still being built ends the next search at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -78,6 +79,9 @@ def _watch_cbc_processes() -> None:
         coin_api.subprocess = _Subprocess()
 
 
+STOP_GRACE = 2.0  # seconds CBC gets to act on a stop (SIGINT) before it is killed
+
+
 class CbcBackend:
     """COIN-OR CBC through PuLP's bundled binary."""
 
@@ -87,21 +91,42 @@ class CbcBackend:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._stopped = False
+        self._deadline: tuple[float, float] | None = None  # (SIGINT at, SIGKILL at)
+        self._killed = ""
 
     def stop(self) -> None:
         """Ask a running solve to stop and return its incumbent (thread/signal safe)."""
         with self._lock:
-            self._stopped = True
-            proc = self._proc
-        if proc is not None:
-            _interrupt(proc)
+            self._stopped = True  # the watchdog of the CBC process acts on it
 
     def _spawned(self, proc: subprocess.Popen) -> None:
         with self._lock:
             self._proc = proc
-            stopped = self._stopped
-        if stopped:
-            _interrupt(proc)
+            deadline = self._deadline
+        threading.Thread(target=self._watch, args=(proc, deadline), daemon=True).start()
+
+    def _watch(self, proc: subprocess.Popen, deadline: tuple[float, float] | None) -> None:
+        """CBC checks its time limit and SIGINT only now and then: during the root LP of a
+        large model not for tens of seconds. On a stop, or past the time limit, CBC gets SIGINT
+        (it stops at its next check, with its best solution); if it is still running
+        ``STOP_GRACE`` s after a stop, or at the end of the grace after the time limit, it is
+        killed and the caller keeps the warm start."""
+        kill_at = None
+        while proc.poll() is None:
+            now = time.perf_counter()
+            with self._lock:
+                stopped = self._stopped
+            if kill_at is None and (stopped or (deadline is not None and now >= deadline[0])):
+                _interrupt(proc)
+                kill_at = now + STOP_GRACE if stopped or deadline is None else max(
+                    deadline[1], now + 0.5)
+            elif kill_at is not None and now >= kill_at:
+                with self._lock:
+                    self._killed = "stopped" if stopped else "past its time limit"
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                return
+            time.sleep(0.05)
 
     def available(self) -> bool:
         try:
@@ -115,10 +140,17 @@ class CbcBackend:
 
         began = time.perf_counter()
         prob, x = _build(model, start)
-        fd, log_path = tempfile.mkstemp(prefix="gpualloc-cbc-", suffix=".log")
-        os.close(fd)
+        # PuLP's files (MPS, warm start, solution) and CBC's log, all removed afterwards, also
+        # when CBC fails (PuLP leaves its files behind then)
+        folder = tempfile.TemporaryDirectory(prefix="gpualloc-cbc-")
+        log_path = os.path.join(folder.name, "cbc.log")
         _watch_cbc_processes()
         _spawned.hook = self._spawned
+        with self._lock:
+            self._killed = ""
+            self._deadline = None if params.time_limit is None else (
+                began + params.time_limit,
+                began + params.time_limit + max(0.5, 0.05 * params.time_limit))
         try:
             remaining = None
             if params.time_limit is not None:
@@ -128,6 +160,7 @@ class CbcBackend:
                 msg=False, timeLimit=remaining, gapRel=params.gap_tolerance,
                 threads=max(1, params.workers), warmStart=start is not None, logPath=log_path,
                 options=[f"randomSeed {params.seed + 1}", f"randomCbcSeed {params.seed + 1}"])
+            solver.tmpDir = folder.name
             with self._lock:
                 if self._stopped:  # stopped while the model was being built
                     self._stopped = False
@@ -136,9 +169,12 @@ class CbcBackend:
                 prob.solve(solver)
             except PulpSolverError as e:
                 # CBC itself failed: e.g. it crashes (SIGSEGV) now and then when its time limit
-                # ends the search at the root node with a warm start given (-mips). The caller
-                # falls back to the warm start; no traceback, no bound.
-                return BackendResult("unknown", stats={"cbc_result": f"CBC failed: {e}"})
+                # ends the search at the root node with a warm start given (-mips), or it was
+                # killed (see ``_watch``). The caller falls back to the warm start; no
+                # traceback, no bound.
+                with self._lock:
+                    why = f"CBC killed: {self._killed}" if self._killed else f"CBC failed: {e}"
+                return BackendResult("unknown", stats={"cbc_result": why})
             with open(log_path, encoding="utf-8", errors="replace") as fh:
                 log = fh.read()
         finally:
@@ -146,7 +182,8 @@ class CbcBackend:
             with self._lock:
                 self._proc = None
                 self._stopped = False
-            os.unlink(log_path)
+                self._deadline = None
+            folder.cleanup()
         return _read_cbc(log, _values(x), prob.status, prob.sol_status, params.gap_tolerance)
 
 

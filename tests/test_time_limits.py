@@ -1,0 +1,80 @@
+"""``gpualloc solve --time-limit T`` ends within T + 10% + 2 s, model building and writing included.
+
+A real subprocess per backend on a moderate generated instance (150 jobs, 20 periods, ~2,900
+placements) that no backend solves to optimality in T = 3 s. The clock starts when ``solve``
+has loaded the instance and installed its signal handlers (``SigCgt`` in ``/proc``), just
+before it builds the model; it stops when the process has written the plan, printed it and
+exited. Interpreter start-up, imports and parsing the file come before and are not part of the
+budget (they are reported in the failure message). The library's own ``solve_seconds`` (model
+building included) must also stay within T + 10% + 0.5 s. A correctness bound, not a benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gpualloc.models import save_instance
+from tests.conftest import ALL_BACKENDS
+from tests.strategies import random_instance
+from tests.test_interrupt import handlers_installed
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+T = 3.0
+
+
+def budget(t: float) -> float:
+    return t * 1.1 + 2.0
+
+
+@pytest.fixture(scope="module")
+def moderate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("time-limits") / "moderate.json"
+    save_instance(random_instance(1, jobs=150, periods=20, clusters=3, caps=3), path)
+    return path
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_solve_ends_within_its_time_limit(moderate: Path, tmp_path: Path, backend: str) -> None:
+    plan_path = tmp_path / "plan.json"
+    launched = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpualloc.cli", "solve", str(moderate), "--backend", backend,
+         "--time-limit", str(T), "--workers", "1", "--out", str(plan_path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        started = None
+        deadline = launched + 120
+        while started is None and proc.poll() is None and time.monotonic() < deadline:
+            if handlers_installed(proc.pid):
+                started = time.monotonic()
+            else:
+                time.sleep(0.01)
+        assert started is not None, "solve never started (or ended before we saw it)"
+        proc.wait(timeout=budget(T) + 60)
+        ended = time.monotonic()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    assert proc.returncode == 0, stderr[-2000:]
+    plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    took = ended - started
+    report = (f"{backend}: {took:.2f} s from the start of solving to exit (start-up and loading "
+              f"{started - launched:.2f} s before), solve_seconds {plan['solve_seconds']:.2f}, "
+              f"status {plan['status']}")
+    assert took <= budget(T), report
+    assert plan["solve_seconds"] <= T * 1.1 + 0.5, report
