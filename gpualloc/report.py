@@ -20,9 +20,7 @@ import datetime as dt
 import html
 import io
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +30,7 @@ from matplotlib.figure import Figure
 
 from .models import Instance, Plan, atomic_write_text
 from .models.instance import Cap, Cluster, Job, Option
+from .models.io import atomic_write_bytes
 from .models.metrics import plan_metrics
 from .models.validator import REL_TOL, Violation, validate
 
@@ -372,30 +371,9 @@ class Report:
         written = []
         for f in self.figures:
             path = directory / f"{f.name}.png"
-            _atomic_write_bytes(path, f.png())
+            atomic_write_bytes(path, f.png())
             written.append(path)
         return written
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Like ``atomic_write_text`` for bytes: a temporary file, then a rename."""
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        mode = 0o666 & ~mask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 CSV_COLUMNS = ("job", "cluster", "accelerator", "gpus", "start", "end", "periods", "cost", "value",

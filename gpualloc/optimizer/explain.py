@@ -61,7 +61,7 @@ from ..models import Assignment, Instance, InstanceError, Job, Plan, SolveStatus
 from ..models.metrics import plan_metrics
 from ..models.validator import validate
 from .backends import Backend, SolveParams, get_backend
-from .formulation import LinearModel, Row, build
+from .formulation import LinearModel, Row, build, capacity_rows
 
 DEFAULT_MAX_JOBS = 20
 DEFAULT_JOB_TIME_LIMIT = 2.0
@@ -496,22 +496,11 @@ def _uncapped(instance: Instance) -> Instance:
 def _elastic(instance: Instance, time_limit: float) -> _Elastic:
     model = build(_uncapped(instance))
     model.rows = [r for r in model.rows if r.kind != "capacity"]
-    running: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    for i, p in enumerate(model.placements):
-        for t in range(p.start, p.end):
-            running[(p.cluster, p.accelerator, t)].append(i)
     capacity: dict[int, tuple[str, str, int, int]] = {}
-    for cluster in instance.clusters:
-        for pool in cluster.pools:
-            for t in range(instance.horizon.periods):
-                idx = running.get((cluster.id, pool.accelerator, t), [])
-                coefs = [float(model.placements[i].gpus) for i in idx]
-                cap = pool.gpus_at(t)
-                if sum(coefs) <= cap:
-                    continue
-                capacity[len(model.rows)] = (cluster.id, pool.accelerator, t, cap)
-                model.rows.append(Row("capacity", f"capacity[{cluster.id},{pool.accelerator},"
-                                      f"{t}]", idx, coefs, "<=", float(cap)))
+    for row in capacity_rows(model, instance):  # the real pools over the uncapped placements
+        cluster, accelerator, t = row.key
+        capacity[len(model.rows)] = (str(cluster), str(accelerator), int(t), int(row.rhs))
+        model.rows.append(row)
     soft = [k for k, r in enumerate(model.rows) if r.kind in ("capacity", "cap", "credits")]
     # One slack per relaxable quantity: a pool in one period, a cap's limit (shared by all its
     # windows), a share row, a start-up's credits.

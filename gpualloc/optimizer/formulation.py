@@ -53,6 +53,7 @@ class Row:
     coefs: list[float]
     sense: Sense
     rhs: float
+    key: tuple[str | int, ...] = ()  # capacity rows: (cluster, accelerator, period)
 
 
 @dataclass
@@ -188,10 +189,16 @@ def _assignment_rows(model: LinearModel, instance: Instance) -> None:
 
 
 def _capacity_rows(model: LinearModel, instance: Instance) -> None:
+    model.rows.extend(capacity_rows(model, instance))
+
+
+def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
+    """Rule 4 rows of ``instance``'s pools over ``model``'s placements (implied rows left out)."""
     running: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     for i, p in enumerate(model.placements):
         for t in range(p.start, p.end):
             running[(p.cluster, p.accelerator, t)].append(i)
+    rows = []
     for cluster in instance.clusters:
         for pool in cluster.pools:
             for t in range(instance.horizon.periods):
@@ -200,8 +207,9 @@ def _capacity_rows(model: LinearModel, instance: Instance) -> None:
                 cap = pool.gpus_at(t)
                 if sum(coefs) <= cap or _at_most_one_fits(model, idx, cap):
                     continue
-                model.rows.append(Row("capacity", f"capacity[{cluster.id},{pool.accelerator},{t}]",
-                                      idx, coefs, "<=", float(cap)))
+                rows.append(Row("capacity", f"capacity[{cluster.id},{pool.accelerator},{t}]",
+                                idx, coefs, "<=", float(cap), (cluster.id, pool.accelerator, t)))
+    return rows
 
 
 def _at_most_one_fits(model: LinearModel, idx: list[int], cap: int) -> bool:
