@@ -31,7 +31,7 @@ from tests.strategies import random_instance
 
 TIME_LIMIT = 10.0  # the instances solve in well under a second; this only bounds a bad case
 # examples per property; raise it for a longer hunt: GPUALLOC_PROPERTY_EXAMPLES=2000 pytest ...
-EXAMPLES = int(os.environ.get("GPUALLOC_PROPERTY_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("GPUALLOC_PROPERTY_EXAMPLES", "100"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 

@@ -14,8 +14,12 @@ from .backends.base import BackendResult, ProgressCallback, SolveParams
 from .formulation import LinearModel
 
 
-def greedy_values(model: LinearModel, deadline: float | None = None) -> list[float]:
-    """A 0/1 vector satisfying every ``<=`` row (``==`` rows of mandatory jobs if it can)."""
+def greedy_values(model: LinearModel, deadline: float | None = None,
+                  order: list[int] | None = None) -> list[float]:
+    """A 0/1 vector satisfying every ``<=`` row (``==`` rows of mandatory jobs if it can).
+
+    ``order`` replaces the value-density order of the placements (mandatory jobs still first).
+    """
     n = model.num_vars
     touches: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for r, row in enumerate(model.rows):
@@ -32,8 +36,11 @@ def greedy_values(model: LinearModel, deadline: float | None = None) -> list[flo
         p = model.placements[i]
         return model.objective[i] / max(1.0, p.gpus * p.periods)
 
-    order = sorted(range(n), key=lambda i: (model.placements[i].job not in mandatory,
-                                            -density(i), model.placements[i].start, i))
+    if order is None:
+        order = sorted(range(n), key=lambda i: (model.placements[i].job not in mandatory,
+                                                -density(i), model.placements[i].start, i))
+    else:
+        order = sorted(order, key=lambda i: model.placements[i].job not in mandatory)
     changed = True
     while changed:
         changed = False

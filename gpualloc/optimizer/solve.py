@@ -27,6 +27,7 @@ def solve(
     previous: Plan | None = None,
     now: int | None = None,
     stability: float = 0.0,
+    strategy: str = "auto",
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -38,6 +39,10 @@ def solve(
     that started before period ``now`` are frozen, no other job starts before ``now``, and each
     other change of a previous assignment costs ``stability``; ``previous`` is the default warm
     start. See ``optimizer.replan``.
+
+    ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
+    plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"auto"`` (default) picks LNS
+    for ``cpsat`` on models above ``lns.LNS_THRESHOLD`` variables.
     """
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
@@ -66,6 +71,10 @@ def solve(
     else:
         remaining = None if time_limit is None else max(
             0.01, time_limit - (time.perf_counter() - began))
+        from .lns import LnsBackend, use_lns
+
+        if use_lns(engine.name, model, strategy):
+            engine = LnsBackend()
         raw = engine.solve(model, _with_limit(params, remaining), start, progress)
     plan = _to_plan(instance, model, raw, start, engine.name, params, began)
     if replan is not None:

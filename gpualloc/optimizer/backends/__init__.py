@@ -31,6 +31,8 @@ def _greedy() -> Backend:
 _REGISTRY["greedy"] = _greedy
 
 
+
+
 def register(name: str, factory: Callable[[], Backend]) -> None:
     """Make a backend available under ``name``."""
     _REGISTRY[name] = factory

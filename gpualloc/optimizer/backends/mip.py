@@ -1,14 +1,18 @@
 """PuLP adapters: CBC (bundled command-line binary) and HiGHS (through highspy).
 
 PuLP calls a time-limited MIP "Optimal"; these adapters read the solver's own status and
-bound instead: CBC's closing report (``Result -``, ``Objective value``, ``Upper bound``) and
+bound instead: CBC's closing report (``Result -``, ``Objective value``, ``Lower bound`` of -f) and
 HiGHS's ``mip_dual_bound``.
 
 ``stop()`` (thread and signal safe) ends a running search early with its incumbent: HiGHS
 through ``cancelSolve`` (a user interrupt it checks during the search), CBC by sending its
-process SIGINT, on which CBC stops at the next node and writes its best solution (on POSIX;
-elsewhere the process is terminated and the warm start is returned). A stop that comes while
-the model is still being built ends the next search at once.
+process SIGINT, on which CBC stops at its next check and writes its best solution (on POSIX;
+elsewhere the process is terminated). A stop that comes while the model is still being built
+ends the next search at once. CBC checks rarely during the root LP of a large model (tens of
+seconds on the large tier): if it has not stopped ``STOP_GRACE`` s after a stop, or shortly
+after its time limit, it is killed and the caller keeps the warm start (no bound). HiGHS cannot
+be killed; it does not check its time limit or interrupts inside some presolve steps, which on
+the large tier can take tens of seconds.
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ from ..formulation import LinearModel
 from .base import BackendResult, ProgressCallback, SolveParams
 
 
-def _build(model: LinearModel, start: list[float] | None):  # -> (LpProblem, [LpVariable])
+def _build(model: LinearModel, start: list[float] | None, minimize: bool = False):
+    """(LpProblem, [LpVariable]) maximising the objective, or minimising its negation."""
     import pulp
 
-    prob = pulp.LpProblem("gpualloc", pulp.LpMaximize)
+    sign = -1.0 if minimize else 1.0
+    prob = pulp.LpProblem("gpualloc", pulp.LpMinimize if minimize else pulp.LpMaximize)
     x = [prob.add_variable(f"x{i}", cat=pulp.LpBinary) for i in range(model.num_vars)]
     prob.setObjective(pulp.LpAffineExpression(
-        [(x[i], c) for i, c in enumerate(model.objective) if c != 0.0]))
+        [(x[i], sign * c) for i, c in enumerate(model.objective) if c != 0.0]))
     senses = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
     for k, row in enumerate(model.rows):
         expr = pulp.LpAffineExpression(
@@ -139,7 +145,9 @@ class CbcBackend:
         from pulp import PulpSolverError
 
         began = time.perf_counter()
-        prob, x = _build(model, start)
+        # CBC 2.10 with "-max" mishandles a MIP start's cutoff and can stop on the start,
+        # calling it optimal: hand it the equivalent minimisation of -f instead.
+        prob, x = _build(model, start, minimize=True)
         # PuLP's files (MPS, warm start, solution) and CBC's log, all removed afterwards, also
         # when CBC fails (PuLP leaves its files behind then)
         folder = tempfile.TemporaryDirectory(prefix="gpualloc-cbc-")
@@ -246,12 +254,12 @@ def _read_cbc(log: str, values: list[float] | None, status: int, sol_status: int
     if "infeasible" in verdict.lower() or status == -1 or "Problem is infeasible" in log:
         return BackendResult("infeasible", None, None, stats)
     has_solution = values is not None and sol_status in (1, 2)
-    objective = _number(log, "Objective value")
-    # CBC minimises -f: its last "best possible" is minus an upper bound on f.
+    # CBC minimises -f: its objective and lower bounds are those of -f.
+    negated = _number(log, "Objective value")
+    objective = -negated if negated is not None else None
     possible = re.findall(r"best possible (-?[\d.eE+-]+)", log)
-    bound = _number(log, "Upper bound")
-    if bound is None and possible:
-        bound = -float(possible[-1])
+    lower = _number(log, "Lower bound")
+    bound = -lower if lower is not None else (-float(possible[-1]) if possible else None)
     if verdict.startswith("Optimal solution found") and has_solution and objective is not None:
         if "within gap" in verdict:
             # proven only to within the allowed gap: widen the bound by that much
@@ -368,6 +376,10 @@ class HighsBackend:
         solver = _Highs(msg=params.log, timeLimit=remaining, gapRel=params.gap_tolerance,
                         threads=max(1, params.workers), random_seed=params.seed,
                         mip_feasibility_tolerance=1e-7)
+        with self._lock:
+            if self._stopped:  # stopped while the model was being built
+                self._stopped = False
+                return BackendResult("unknown", stats={"stopped": "before the search began"})
         prob.solve(solver)
         h = prob.solverModel
         info = h.getInfo()

@@ -1,0 +1,84 @@
+"""The large-model strategy: LP bound + CP-SAT large-neighbourhood search."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gpualloc.models.generate import generate
+from gpualloc.models.validator import validate
+from gpualloc.optimizer import solve
+from gpualloc.optimizer.backends import SolveParams, available_backends
+from gpualloc.optimizer.formulation import build
+from gpualloc.optimizer.greedy import greedy_values
+from gpualloc.optimizer.lns import LNS_THRESHOLD, lns_solve, lp_relaxation, use_lns
+
+pytest.importorskip("highspy")
+pytest.importorskip("ortools")
+
+
+@pytest.fixture(scope="module")
+def instance():
+    return generate(4, 5, 60, 12, seed=3)
+
+
+@pytest.fixture(scope="module")
+def model(instance):
+    return build(instance)
+
+
+@pytest.fixture(scope="module")
+def exact(instance):
+    plan = solve(instance, "cpsat", time_limit=30, strategy="exact")
+    assert plan.status.value == "optimal"
+    return plan.objective
+
+
+def test_lp_bound_is_proven(model, exact):
+    lp = lp_relaxation(model, 10)
+    assert lp.status == "optimal"
+    assert lp.bound >= exact - 1e-6
+
+
+def test_lns_plan_is_valid_and_bounded(instance, model, exact):
+    greedy = model.objective_value(greedy_values(model))
+    plan = solve(instance, "cpsat", time_limit=5, strategy="lns", seed=1)
+    assert validate(instance, plan) == []
+    assert plan.objective >= greedy - 1e-9
+    assert plan.objective <= exact + 1e-6
+    assert plan.bound >= exact - 1e-6
+    assert plan.summary["strategy"] == "lns"
+
+
+def test_lns_deterministic_for_seed(model):
+    params = SolveParams(time_limit=None, seed=7, workers=1, extra={"lns": {"max_rounds": 4}})
+    start = greedy_values(model)
+    a = lns_solve(model, params, list(start))
+    b = lns_solve(model, params, list(start))
+    assert a.values == b.values
+    assert a.bound == b.bound
+    assert model.check(a.values) == []
+
+
+def test_lns_honours_time_limit(instance):
+    began = time.perf_counter()
+    plan = solve(instance, "cpsat", time_limit=3.0, strategy="lns")
+    assert time.perf_counter() - began <= 3.0 * 1.1 + 2.0
+    assert plan.objective is not None and plan.bound >= plan.objective
+
+
+def test_progress_reported(model):
+    seen = []
+    lns_solve(model, SolveParams(time_limit=2.0), greedy_values(model), seen.append)
+    assert seen and all(p.bound >= p.objective for p in seen)
+
+
+def test_strategy_choice(model):
+    assert not use_lns("cpsat", model, "auto")  # small model: exact
+    assert use_lns("cbc", model, "lns")
+    assert not use_lns("cpsat", model, "exact")
+    assert model.num_vars < LNS_THRESHOLD
+    with pytest.raises(ValueError):
+        use_lns("cpsat", model, "nope")
+    assert "lns" not in available_backends()  # a strategy of cpsat, not a backend
