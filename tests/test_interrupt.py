@@ -48,9 +48,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 # -- instance -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """150 jobs, 20 periods: every backend is still searching after ~10 s of CPU."""
+    """300 jobs, 26 periods (~9,000 placements): every backend still searches after 25 s."""
     path = tmp_path_factory.mktemp("interrupt") / "hard.json"
-    save_instance(random_instance(1, jobs=150, periods=20, clusters=3, caps=3), path)
+    save_instance(random_instance(1, jobs=300, periods=26, clusters=3, caps=3), path)
     return path
 
 

@@ -1,6 +1,6 @@
 """``gpualloc solve --time-limit T`` ends within T + 10% + 2 s, model building and writing included.
 
-A real subprocess per backend on a moderate generated instance (150 jobs, 20 periods, ~2,900
+A real subprocess per backend on a moderate generated instance (300 jobs, 26 periods, ~9,000
 placements) that no backend solves to optimality in T = 3 s. The clock starts when ``solve``
 has loaded the instance and installed its signal handlers (``SigCgt`` in ``/proc``), just
 before it builds the model; it stops when the process has written the plan, printed it and
@@ -41,7 +41,7 @@ def budget(t: float) -> float:
 @pytest.fixture(scope="module")
 def moderate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("time-limits") / "moderate.json"
-    save_instance(random_instance(1, jobs=150, periods=20, clusters=3, caps=3), path)
+    save_instance(random_instance(1, jobs=300, periods=26, clusters=3, caps=3), path)
     return path
 
 

@@ -35,14 +35,14 @@ from .checks import semantic_issues
 from .errors import InstanceError, InstanceWarning, Issue, show_value
 from .instance import Instance
 
-DEFAULT_MAX_INPUT_MB = 64
+DEFAULT_MAX_INPUT_MB = 24  # MiB: a 20,000-job instance is ~6 MiB of YAML, 10 MiB of JSON
 MAX_ALIASES = 10_000  # alias uses in one YAML document
 MAX_ALIAS_EXPANSION = 1_000_000  # nodes that alias expansion may add to a YAML document
 MAX_DEPTH = 64  # nesting levels (an instance needs 8)
 
 
 def max_input_bytes() -> int:
-    """The input size limit: ``GPUALLOC_MAX_INPUT_MB`` (MiB, default 64), read on every call."""
+    """The input size limit: ``GPUALLOC_MAX_INPUT_MB`` (MiB, default 24), read on every call."""
     raw = os.environ.get("GPUALLOC_MAX_INPUT_MB", "").strip()
     if not raw:
         return DEFAULT_MAX_INPUT_MB * 2**20

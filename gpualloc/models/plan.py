@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InstanceError, Issue
+from .instance import MAX_GPUS, MAX_PERIODS
 from .io import atomic_write_text, read_mapping, validation_issues
 
 if TYPE_CHECKING:
@@ -30,17 +31,17 @@ class SolveStatus(StrEnum):
 class Assignment(BaseModel):
     """One job run: ``gpus`` of ``accelerator`` on ``cluster`` during periods start..end-1."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     job: str
     cluster: str
     accelerator: str
-    gpus: int
-    start: int
-    end: int
-    cost: float
-    value: float
-    option: int | None = None
+    gpus: Annotated[int, Field(ge=0, le=MAX_GPUS)]
+    start: Annotated[int, Field(ge=0, le=MAX_PERIODS)]
+    end: Annotated[int, Field(ge=0, le=MAX_PERIODS)]
+    cost: Annotated[float, Field(ge=-1e18, le=1e18)]
+    value: Annotated[float, Field(ge=-1e18, le=1e18)]
+    option: Annotated[int, Field(ge=0, le=MAX_PERIODS)] | None = None
 
     @property
     def periods(self) -> int:
@@ -65,7 +66,7 @@ class Plan(BaseModel):
     ``objective_adjustment`` (zero except when re-planning: minus the stability penalty).
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     instance: str
     status: SolveStatus

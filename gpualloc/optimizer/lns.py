@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .backends.base import BackendResult, Progress, ProgressCallback, SolveParams
@@ -133,7 +134,8 @@ def _lagrangian(model: LinearModel, lp, a, dual, sign: float) -> float:
 
 def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None, *,
-              max_rounds: int | None = None) -> BackendResult:
+              max_rounds: int | None = None,
+              should_stop: Callable[[], bool] | None = None) -> BackendResult:
     """Maximise ``model`` by LP bound + CP-SAT large-neighbourhood search (see module doc)."""
     from .backends.cpsat import CpSatBackend
 
@@ -214,6 +216,9 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
         if max_rounds is not None and rounds >= max_rounds:
             break
         if left() < 0.5 or _gap(best + model.objective_offset, bound) <= tol:
+            break
+        if should_stop is not None and should_stop():  # SIGINT/SIGTERM: keep the incumbent
+            stats["stopped"] = True
             break
         if not lp_used and not lp_thread.is_alive():
             take_lp()
@@ -392,6 +397,17 @@ class LnsBackend:
 
     name = "lns"
 
+    def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
+        self._stop = threading.Event()
+        self._should_stop = should_stop
+
+    def stop(self) -> None:
+        """Stop after the current neighbourhood (at most a few seconds)."""
+        self._stop.set()
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or bool(self._should_stop and self._should_stop())
+
     def available(self) -> bool:
         try:
             import highspy  # noqa: F401
@@ -402,7 +418,7 @@ class LnsBackend:
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None) -> BackendResult:
-        return lns_solve(model, params, start, progress)
+        return lns_solve(model, params, start, progress, should_stop=self._stopping)
 
 
 def use_lns(backend_name: str, model: LinearModel, strategy: str) -> bool:

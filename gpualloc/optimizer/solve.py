@@ -73,8 +73,9 @@ def solve(
             0.01, time_limit - (time.perf_counter() - began))
         from .lns import LnsBackend, use_lns
 
-        if use_lns(engine.name, model, strategy):
-            engine = LnsBackend()
+        if use_lns(engine.name, model, strategy):  # a stop asked of the engine reaches LNS
+            outer = engine
+            engine = LnsBackend(should_stop=lambda: bool(getattr(outer, "stopped", False)))
         raw = engine.solve(model, _with_limit(params, remaining), start, progress)
     plan = _to_plan(instance, model, raw, start, engine.name, params, began)
     if replan is not None:

@@ -612,7 +612,7 @@ def test_size_limit_is_checked_before_reading(tmp_path: Path,
     monkeypatch.setattr(gio, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
     err = errors_of(load_instance, path)
     assert reads == []
-    assert report(err) == ["file is 3.0 GiB, over the 64.0 MiB input limit (set "
+    assert report(err) == ["file is 3.0 GiB, over the 24.0 MiB input limit (set "
                            "GPUALLOC_MAX_INPUT_MB to raise it)"]
 
 

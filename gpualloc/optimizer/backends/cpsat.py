@@ -47,6 +47,11 @@ class CpSatBackend:
             return False
         return True
 
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._stopped
+
     def stop(self) -> None:
         """Ask a running solve to stop and return its incumbent (thread/signal safe).
 
