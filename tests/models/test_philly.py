@@ -91,10 +91,10 @@ def test_real_philly_trace() -> None:
 
 
 def test_bench_targets_from_tiers_and_philly(tmp_path: Path) -> None:
-    from gpualloc.cli import _bench_items
+    from gpualloc.commands.scale import bench_items
 
     path = _write(tmp_path, JOBS, MACHINES)
-    items = _bench_items([], False, ["medium"], path)
+    items = bench_items([], False, ["medium"], path)
     assert [label for label, _, _ in items] == ["medium:synthetic-c8-s12-j400-p26-seed101",
                                                 "philly-2017"]
     assert len(items[1][1].jobs) == 3 and items[1][2] is None
