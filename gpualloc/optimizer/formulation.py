@@ -80,9 +80,10 @@ class LinearModel:
         }
 
     def trivial_bound(self) -> float:
-        """A proven upper bound: every job at its best placement (ignores all shared rows)."""
+        """A proven upper bound on ``sum objective * x`` (without ``objective_offset``, like
+        every backend's bound): every job at its best placement, ignoring all shared rows."""
         forced = {v for r in self.rows if r.kind == "assign" and r.sense == "==" for v in r.vars}
-        total = self.objective_offset
+        total = 0.0
         for idx in self.by_job.values():
             if idx:
                 best = max(self.objective[i] for i in idx)

@@ -151,7 +151,9 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     def left() -> float:
         return float("inf") if deadline is None else deadline - time.perf_counter()
 
-    trivial = model.trivial_bound()
+    # Internally objective and bounds include the model's objective_offset; the result's bound
+    # does not, like every backend's.
+    trivial = model.trivial_bound() + model.objective_offset
     # The LP runs in a thread beside the search (HiGHS releases the GIL while it solves); on
     # the large tier it needs most of the budget, so it gets all of it.
     lp_out: list[LpBound] = []
@@ -172,7 +174,8 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
               for k, (name, v) in enumerate(candidates) if not model.check(v)]
     if not scored:
         lp_thread.join()
-        return BackendResult("unknown", None, bound, {**stats, "lns": "no feasible start"})
+        return BackendResult("unknown", None, bound - model.objective_offset,
+                             {**stats, "lns": "no feasible start"})
     best, _, source, values = max(scored, key=lambda s: (s[0], -s[1]))
     values = [1.0 if v > 0.5 else 0.0 for v in values]
     stats["start"] = source
@@ -258,7 +261,7 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
                  lns_seconds=round(time.perf_counter() - began, 3))
     gap = _gap(best + model.objective_offset, bound)
     status = "optimal" if gap <= tol else "feasible"
-    return BackendResult(status, values, bound, stats)
+    return BackendResult(status, values, bound - model.objective_offset, stats)
 
 
 def _gap(objective: float, bound: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from ..models import Instance, Plan, SolveStatus, compute_gap
 from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get_backend
@@ -59,10 +60,11 @@ def solve(
     elif now is not None or stability:
         raise ValueError("now and stability need a previous plan")
     start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
-    if start is not None and model.check(start):
-        log.debug("warm start violates the model; passed as a hint only")
     if start is None and engine.name != "greedy" and model.num_vars and not model.infeasible:
         start = greedy_values(model)  # a rule-complete incumbent to start from
+    start_valid = start is not None and not model.check(start)
+    if start is not None and not start_valid:
+        log.debug("warm start violates the model; passed as a hint only")
 
     if model.infeasible:
         raw = BackendResult("infeasible", stats={"reason": model.infeasible})
@@ -76,8 +78,9 @@ def solve(
         if use_lns(engine.name, model, strategy):  # a stop asked of the engine reaches LNS
             outer = engine
             engine = LnsBackend(should_stop=lambda: bool(getattr(outer, "stopped", False)))
-        raw = engine.solve(model, _with_limit(params, remaining), start, progress)
-    plan = _to_plan(instance, model, raw, start, engine.name, params, began)
+        raw = engine.solve(model, replace(params, time_limit=remaining), start, progress)
+    plan = _to_plan(instance, model, raw, start if start_valid else None, engine.name, params,
+                    began)
     if replan is not None:
         from .replan import finish
 
@@ -91,20 +94,15 @@ def _tightest(*bounds: float | None) -> float | None:
     return min(known) if known else None
 
 
-def _with_limit(params: SolveParams, time_limit: float | None) -> SolveParams:
-    return SolveParams(time_limit=time_limit, seed=params.seed, workers=params.workers,
-                       gap_tolerance=params.gap_tolerance, log=params.log, extra=params.extra)
-
-
 def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
-             start: list[float] | None, backend: str, params: SolveParams,
+             valid_start: list[float] | None, backend: str, params: SolveParams,
              began: float) -> Plan:
     values = raw.values
     objective = model.objective_value(values) if values is not None else None
-    if start is not None and not model.check(start):
-        start_obj = model.objective_value(start)
+    if valid_start is not None:
+        start_obj = model.objective_value(valid_start)
         if objective is None or start_obj > objective + 1e-9 * max(1.0, abs(start_obj)):
-            values, objective = start, start_obj  # never return worse than a valid warm start
+            values, objective = valid_start, start_obj  # never return worse than a valid warm start
     bound = _tightest(raw.bound, model.trivial_bound() if raw.status != "infeasible" else None)
     if bound is not None and objective is not None:
         bound = max(bound, objective)  # the optimum is at least the incumbent

@@ -47,7 +47,10 @@ class SolveParams:
 
 @dataclass
 class BackendResult:
-    """What a backend found: a 0/1 vector (or None), the solver's status and bound."""
+    """What a backend found: a 0/1 vector (or None), the solver's status and bound.
+
+    ``bound`` bounds ``sum objective * x`` from above, without the model's ``objective_offset``.
+    """
 
     status: RawStatus
     values: list[float] | None = None
