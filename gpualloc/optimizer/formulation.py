@@ -79,15 +79,20 @@ class LinearModel:
             "nonzeros": sum(len(r.vars) for r in self.rows),
         }
 
+    def forced_jobs(self) -> set[str]:
+        """Jobs that must run: those with an ``== 1`` assignment row (mandatory or frozen)."""
+        return {self.placements[v].job for r in self.rows
+                if r.kind == "assign" and r.sense == "==" for v in r.vars}
+
     def trivial_bound(self) -> float:
         """A proven upper bound on ``sum objective * x`` (without ``objective_offset``, like
         every backend's bound): every job at its best placement, ignoring all shared rows."""
-        forced = {v for r in self.rows if r.kind == "assign" and r.sense == "==" for v in r.vars}
+        forced = self.forced_jobs()
         total = 0.0
-        for idx in self.by_job.values():
+        for job, idx in self.by_job.items():
             if idx:
                 best = max(self.objective[i] for i in idx)
-                total += best if forced.intersection(idx) else max(0.0, best)
+                total += best if job in forced else max(0.0, best)
         return total
 
     def objective_value(self, values: list[float]) -> float:

@@ -29,8 +29,7 @@ def greedy_values(model: LinearModel, deadline: float | None = None,
     limit = [row.rhs + 1e-9 * max(1.0, abs(row.rhs)) for row in model.rows]
     values = [0.0] * n
     placed: set[str] = set()
-    mandatory = {row.name[len("assign["):-1] for row in model.rows
-                 if row.kind == "assign" and row.sense == "=="}
+    mandatory = model.forced_jobs()
 
     def density(i: int) -> float:
         p = model.placements[i]
