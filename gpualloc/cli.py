@@ -117,6 +117,9 @@ def solve(
         help="Re-plan from this period: assignments started before it are frozen.")] = None,
     stability: Annotated[float, typer.Option(
         help="Re-plan: objective value charged per changed assignment.")] = 0.0,
+    strategy: Annotated[str, typer.Option(
+        help="auto, exact, lns or portfolio (auto: LNS for big CP-SAT models, CP-SAT + HiGHS "
+             "side by side from 2 workers).")] = "auto",
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
     inst = load(instance)
@@ -132,9 +135,12 @@ def solve(
         engine = optimizer.get_backend(backend)
     if time_limit <= 0:
         fail("--time-limit must be positive")
+    if strategy not in optimizer.STRATEGIES:
+        fail(f"--strategy must be one of {', '.join(optimizer.STRATEGIES)}, not {strategy!r}")
     plan, interrupted = _solve_live(inst, engine, time_limit=time_limit, seed=seed,
                                     workers=workers, gap_tolerance=gap, warm_start=start,
-                                    show=not quiet and out.is_terminal, **replan)
+                                    strategy=strategy, show=not quiet and out.is_terminal,
+                                    **replan)
     if out_path is not None and (plan.is_feasible or not interrupted):
         models.save_plan(plan, out_path, inst)
     print_plan(inst, plan, brief=quiet)

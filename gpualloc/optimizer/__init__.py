@@ -10,9 +10,10 @@ from .backends import (
     get_backend,
 )
 from .formulation import LinearModel, build
-from .solve import solve
+from .solve import STRATEGIES, choose_strategy, solve
 
 __all__ = [
+    "STRATEGIES",
     "Backend",
     "BackendUnavailable",
     "LinearModel",
@@ -21,6 +22,7 @@ __all__ = [
     "available_backends",
     "backend_names",
     "build",
+    "choose_strategy",
     "get_backend",
     "solve",
 ]

@@ -10,15 +10,27 @@ binaries, so CP-SAT, CBC and HiGHS read the same model and must agree on its opt
   (the strong time-indexed precedence: j starting by t needs i finished by t);
 - rule 6: per start-up, ``sum cost * x <= credits``;
 - rule 7: per cap and window, ``sum use * x <= limit`` (and ``<= fraction * share`` use).
+
+Big instances have ~10**6 vars, so each rule is gathered without rescanning every placement:
+the placements of one job, option and cluster form a block of consecutive vars with rising
+starts (bisected for precedence), and the capacity and cap rows are collected with numpy. The
+rows equal the direct definitions (tests/optimizer/test_formulation_equivalence.py).
 """
 
 from __future__ import annotations
 
+import gc
+from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Literal
 
-from ..models import Assignment, Ineligible, Instance, Job
+import numpy as np
+
+from ..models import Assignment, Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
 
 Sense = Literal["<=", ">=", "=="]
 Kind = Literal["assign", "capacity", "precedence", "credits", "cap"]
@@ -135,49 +147,102 @@ class LinearModel:
 def build(instance: Instance) -> LinearModel:
     """Derive the linear model of ``instance``."""
     model = LinearModel()
-    hours = instance.horizon.period_hours
-    cw = instance.objective.cost_weight
-    startups = instance.startup_by_id
-    for job in instance.jobs:
-        _add_placements(model, instance, job, hours, cw, startups[job.startup].weight)
-
-    _assignment_rows(model, instance)
-    _capacity_rows(model, instance)
-    _precedence_rows(model, instance)
-    _credit_rows(model, instance)
-    _cap_rows(model, instance)
+    with _gc_paused():
+        blocks = _add_placements(model, instance)
+        _assignment_rows(model, instance)
+        _capacity_rows(model, instance)
+        _precedence_rows(model, instance, blocks)
+        _credit_rows(model, instance, blocks)
+        _cap_rows(model, instance, blocks)
     return model
 
 
-def _add_placements(model: LinearModel, instance: Instance, job: Job, hours: float,
-                    cost_weight: float, weight: float) -> None:
-    deadline = instance.deadline(job)
-    idx = model.by_job.setdefault(job.id, [])
-    allowed = instance.allowed_clusters(job)
-    for k, option in enumerate(job.options):
-        for cluster in allowed:
-            pool = cluster.pool(option.accelerator)
-            if pool is None:
-                continue
-            reason = instance.ineligibility(job, option.accelerator, cluster)
-            if reason is not None:
-                model.ineligible.append(Ineligible(job=job.id, option=k, cluster=cluster.id,
-                                                   reason=reason))
-                continue
-            if pool.max_gpus_per_job is not None and option.gpus > pool.max_gpus_per_job:
-                continue
-            cost = option.gpus * option.periods * hours * pool.price_per_gpu_hour
-            value = job.option_value(option)
-            for start in range(job.release, deadline - option.periods + 1):
-                if any(pool.gpus_at(t) < option.gpus
-                       for t in range(start, start + option.periods)):
-                    continue  # can never fit the pool in these periods
-                idx.append(model.num_vars)
-                model.placements.append(Placement(
-                    job=job.id, option=k, cluster=cluster.id, accelerator=option.accelerator,
-                    gpus=option.gpus, start=start, periods=option.periods, cost=cost,
-                    value=value))
-                model.objective.append(weight * value - cost_weight * cost)
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cycle collector: a big model is millions of new lists and placements, none in
+    a cycle, and collection passes over them would take a third of the build."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """The placements of one job, option and cluster: vars ``first ..`` with rising starts."""
+
+    first: int
+    job: Job
+    cluster: Cluster
+    accelerator: str
+    gpus: int
+    periods: int
+    cost: float
+    starts: list[int]
+
+    def upto(self, last_start: int) -> range:
+        """The vars of the block starting at or before ``last_start``."""
+        return range(self.first, self.first + bisect_right(self.starts, last_start))
+
+
+def _add_placements(model: LinearModel, instance: Instance) -> list[_Block]:
+    """Rules 2 and 3 and eligibility: one var per start that fits the pool in every period."""
+    hours = instance.horizon.period_hours
+    cost_weight = instance.objective.cost_weight
+    startups = instance.startup_by_id
+    last = max([instance.deadline(j) for j in instance.jobs], default=0)
+    allowed: dict[tuple, list[Cluster]] = {}
+    pools: dict[tuple[str, str], Pool | None] = {}
+    reasons: dict[tuple[str, str, str], str | None] = {}
+    short: dict[tuple[str, str, int], list[int]] = {}  # prefix counts of too-small periods
+    blocks = []
+    for job in instance.jobs:
+        deadline = instance.deadline(job)
+        weight = startups[job.startup].weight
+        idx = model.by_job.setdefault(job.id, [])
+        key = (job.startup, job.clusters, job.regions)
+        if key not in allowed:
+            allowed[key] = instance.allowed_clusters(job)
+        for k, option in enumerate(job.options):
+            for cluster in allowed[key]:
+                where = (cluster.id, option.accelerator)
+                if where not in pools:
+                    pools[where] = cluster.pool(option.accelerator)
+                pool = pools[where]
+                if pool is None:
+                    continue
+                barred = (job.startup, *where)
+                if barred not in reasons:
+                    reasons[barred] = instance.ineligibility(job, option.accelerator, cluster)
+                if reasons[barred] is not None:
+                    model.ineligible.append(Ineligible(job=job.id, option=k, cluster=cluster.id,
+                                                       reason=reasons[barred]))
+                    continue
+                if pool.max_gpus_per_job is not None and option.gpus > pool.max_gpus_per_job:
+                    continue
+                fit = (*where, option.gpus)
+                if fit not in short:
+                    short[fit] = [0, *accumulate(pool.gpus_at(t) < option.gpus
+                                                 for t in range(last))]
+                prefix, n = short[fit], option.periods
+                starts = [s for s in range(job.release, deadline - n + 1)
+                          if prefix[s + n] == prefix[s]]  # can never fit the pool otherwise
+                if not starts:
+                    continue
+                cost = option.gpus * n * hours * pool.price_per_gpu_hour
+                value = job.option_value(option)
+                first = model.num_vars
+                blocks.append(_Block(first, job, cluster, option.accelerator, option.gpus, n,
+                                     cost, starts))
+                idx.extend(range(first, first + len(starts)))
+                model.placements.extend([  # positional: job, option, cluster, accelerator, ..
+                    Placement(job.id, k, cluster.id, option.accelerator, option.gpus, s, n, cost,
+                              value) for s in starts])
+                model.objective.extend([weight * value - cost_weight * cost] * len(starts))
+    return blocks
 
 
 def _assignment_rows(model: LinearModel, instance: Instance) -> None:
@@ -200,85 +265,106 @@ def _capacity_rows(model: LinearModel, instance: Instance) -> None:
 
 def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
     """Rule 4 rows of ``instance``'s pools over ``model``'s placements (implied rows left out)."""
-    running: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    for i, p in enumerate(model.placements):
-        for t in range(p.start, p.end):
-            running[(p.cluster, p.accelerator, t)].append(i)
+    horizon = instance.horizon.periods
+    number: dict[tuple[str, str], int] = {}
+    for cluster in instance.clusters:
+        for pool in cluster.pools:
+            number.setdefault((cluster.id, pool.accelerator), len(number))
+    placements = model.placements
+    pool_of = np.array([number.get((p.cluster, p.accelerator), -1) for p in placements],
+                       np.int64)
+    start = np.array([p.start for p in placements], np.int64)
+    periods = np.array([p.periods for p in placements], np.int64)
+    gpus = np.array([p.gpus for p in placements], np.int64)
+    # Cell pool * horizon + t: one entry per var and period it runs in, by cell and then var.
+    first, stop = np.clip(start, 0, horizon), np.clip(start + periods, 0, horizon)
+    period, var = _runs(first, np.where(pool_of >= 0, np.maximum(stop - first, 0), 0))
+    cell = pool_of[var] * horizon + period
+    cells = len(number) * horizon
+    running = var[np.argsort(cell, kind="stable")]
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(cell, minlength=cells)))).tolist()
+    # GPUs per cell; float sums of integers far below 2**53, so exact like sum(coefs) was.
+    load = np.bincount(cell, weights=gpus[var], minlength=cells).tolist()
+    coef = [float(p.gpus) for p in placements]
     rows = []
     for cluster in instance.clusters:
         for pool in cluster.pools:
-            for t in range(instance.horizon.periods):
-                idx = running.get((cluster.id, pool.accelerator, t), [])
-                coefs = [float(model.placements[i].gpus) for i in idx]
+            k = number[(cluster.id, pool.accelerator)] * horizon
+            for t in range(horizon):
                 cap = pool.gpus_at(t)
-                if sum(coefs) <= cap or _at_most_one_fits(model, idx, cap):
+                if load[k + t] <= cap:
+                    continue
+                idx = running[bounds[k + t]:bounds[k + t + 1]].tolist()
+                if _at_most_one_fits(model, idx, cap):
                     continue
                 rows.append(Row("capacity", f"capacity[{cluster.id},{pool.accelerator},{t}]",
-                                idx, coefs, "<=", float(cap), (cluster.id, pool.accelerator, t)))
+                                idx, [coef[i] for i in idx], "<=", float(cap),
+                                (cluster.id, pool.accelerator, t)))
     return rows
 
 
 def _at_most_one_fits(model: LinearModel, idx: list[int], cap: int) -> bool:
     """True when the row is implied: all vars belong to one job, each fitting on its own."""
-    jobs = {model.placements[i].job for i in idx}
-    return len(jobs) == 1 and all(model.placements[i].gpus <= cap for i in idx)
+    job = model.placements[idx[0]].job if idx else None
+    return bool(idx) and all(model.placements[i].job == job and model.placements[i].gpus <= cap
+                             for i in idx)
 
 
-def _precedence_rows(model: LinearModel, instance: Instance) -> None:
+def _precedence_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+    by_job: dict[str, list[_Block]] = defaultdict(list)
+    for b in blocks:
+        by_job[b.job.id].append(b)
     for job in instance.jobs:
-        mine = model.by_job[job.id]
-        starts = sorted({model.placements[i].start for i in mine})
+        if not job.after:
+            continue
+        mine = by_job[job.id]
+        started = [(t, [i for b in mine for i in b.upto(t)])  # started by t
+                   for t in sorted({s for b in mine for s in b.starts})]
         for dep in job.after:
-            theirs = model.by_job[dep]
-            for t in starts:
-                lhs = [i for i in mine if model.placements[i].start <= t]
-                rhs = [i for i in theirs if model.placements[i].end <= t]
+            for t, lhs in started:
+                rhs = [i for b in by_job[dep] for i in b.upto(t - b.periods)]  # ended by t
                 model.rows.append(Row("precedence", f"after[{job.id},{dep},{t}]",
                                       lhs + rhs, [1.0] * len(lhs) + [-1.0] * len(rhs),
                                       "<=", 0.0))
 
 
-def _credit_rows(model: LinearModel, instance: Instance) -> None:
+def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
     spend: dict[str, list[int]] = defaultdict(list)
+    jobs: dict[str, list[str]] = defaultdict(list)
     for job in instance.jobs:
         spend[job.startup].extend(model.by_job[job.id])
+        jobs[job.startup].append(job.id)
+    most: dict[str, float] = {}  # per job: its costliest placement
+    for b in blocks:
+        most[b.job.id] = max(most.get(b.job.id, b.cost), b.cost)
     for startup in instance.startups:
         if startup.credits is None:
             continue
         idx = spend.get(startup.id, [])
-        most = sum(max((model.placements[i].cost for i in model.by_job[j.id]), default=0.0)
-                   for j in instance.jobs if j.startup == startup.id)
-        if most <= startup.credits:
+        if sum(most.get(j, 0.0) for j in jobs[startup.id]) <= startup.credits:
             continue
         model.rows.append(Row("credits", f"credits[{startup.id}]", idx,
                               [model.placements[i].cost for i in idx], "<=", startup.credits))
 
 
-def _cap_rows(model: LinearModel, instance: Instance) -> None:
-    hours = instance.horizon.period_hours
-    jobs = instance.job_by_id
-    clusters = instance.cluster_by_id
+def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
     horizon = instance.horizon.periods
+    start = np.array([p.start for p in model.placements], np.int64)
+    end = start + np.array([p.periods for p in model.placements], np.int64)
     for cap in instance.caps:
-        inside, share = [], []
-        for i, p in enumerate(model.placements):
-            job, cluster = jobs[p.job], clusters[p.cluster]
-            use = cap.per_period_use(p.gpus, instance.tpp(p.accelerator), hours)
-            if cap.matches(instance, job, cluster, p.accelerator):
-                inside.append((i, use))
-            if cap.share_of is not None and cap.share_of.matches(instance, job, cluster,
-                                                                 p.accelerator):
-                share.append((i, use))
+        inside = _Uses(instance, cap, cap, blocks, start, end)
+        share = None if cap.share_of is None else _Uses(instance, cap, cap.share_of, blocks,
+                                                        start, end)
         for window in cap.windows(horizon):
             label = f"{window.start}" if len(window) == 1 else f"{window.start}-{window[-1]}"
-            terms = _window_terms(model, inside, window)
+            terms = inside.terms(window)
             if cap.limit is not None and sum(terms.values()) > cap.limit:
                 model.rows.append(Row("cap", f"cap[{cap.id},{label}]", list(terms),
                                       list(terms.values()), "<=", cap.limit))
-            if cap.share_of is not None:
+            if share is not None:
                 assert cap.fraction is not None
                 combined = dict(terms)
-                for i, c in _window_terms(model, share, window).items():
+                for i, c in share.terms(window).items():
                     combined[i] = combined.get(i, 0.0) - cap.fraction * c
                 combined = {i: c for i, c in combined.items() if c != 0.0}
                 if any(c > 0 for c in combined.values()):
@@ -286,14 +372,39 @@ def _cap_rows(model: LinearModel, instance: Instance) -> None:
                                           list(combined.values()), "<=", 0.0))
 
 
-def _window_terms(model: LinearModel, terms: list[tuple[int, float]],
-                  window: range) -> dict[int, float]:
-    """Per var: per-period use times the number of its running periods inside the window."""
-    out: dict[int, float] = {}
-    lo, hi = window.start, window.stop
-    for i, use in terms:
-        p = model.placements[i]
-        overlap = min(p.end, hi) - max(p.start, lo)
-        if overlap > 0 and use > 0:
-            out[i] = use * overlap
-    return out
+class _Uses:
+    """The vars in ``scope`` with a positive per-period use under ``cap``'s metric: arrays of
+    var, start, end and use, in var order."""
+
+    def __init__(self, instance: Instance, cap: Cap, scope: Scope, blocks: list[_Block],
+                 start: np.ndarray, end: np.ndarray) -> None:
+        hours = instance.horizon.period_hours
+        uses: dict[tuple[str, str, str, int], float] = {}  # 0.0: out of scope
+        chosen: list[_Block] = []
+        chosen_use: list[float] = []
+        for b in blocks:
+            key = (b.job.startup, b.cluster.id, b.accelerator, b.gpus)
+            if key not in uses:
+                use = cap.per_period_use(b.gpus, instance.tpp(b.accelerator), hours)
+                inside = use > 0 and scope.matches(instance, b.job, b.cluster, b.accelerator)
+                uses[key] = use if inside else 0.0
+            if uses[key] > 0:
+                chosen.append(b)
+                chosen_use.append(uses[key])
+        self.var, k = _runs(np.array([b.first for b in chosen], np.int64),
+                            np.array([len(b.starts) for b in chosen], np.int64))
+        self.start, self.end = start[self.var], end[self.var]
+        self.use = np.array(chosen_use, np.float64)[k]
+
+    def terms(self, window: range) -> dict[int, float]:
+        """Per var: per-period use times the number of its running periods inside the window."""
+        overlap = np.minimum(self.end, window.stop) - np.maximum(self.start, window.start)
+        hit = np.flatnonzero(overlap > 0)
+        return dict(zip(self.var[hit].tolist(), (self.use[hit] * overlap[hit]).tolist(),
+                        strict=True))
+
+
+def _runs(first: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The concatenated ranges ``first[k] .. first[k] + length[k] - 1``, and each entry's k."""
+    k = np.repeat(np.arange(len(length)), length)
+    return first[k] + np.arange(len(k)) - (np.cumsum(length) - length)[k], k
