@@ -4,16 +4,19 @@ On models with a hundred thousand binaries CP-SAT spends its whole budget on the
 never improves on the greedy plan; its bound is weaker than the LP relaxation's. This
 strategy splits the work:
 
-1. bound: the LP relaxation of the neutral model, solved with HiGHS (highspy) in a thread
-   beside the search; its optimum is a proven upper bound (used only when HiGHS proves it,
-   else the trivial bound is reported);
-2. start: the warm start (or the greedy plan); once the LP is solved, an LP-guided greedy
-   rounding (placements in order of LP value) replaces it when better;
+1. bound: the LP relaxation of the neutral model, solved with HiGHS (``optimizer.lp``) in a
+   thread beside the search; the Lagrangian value of its duals is a proven upper bound, also
+   when the LP is stopped early (else the trivial bound is reported);
+2. start: the warm start (or the greedy plan); once the LP is solved, LP-guided greedy
+   roundings (jobs in order of their LP share, placements in order of LP value) replace it
+   when better;
 3. improve: until the deadline, free the placements of a neighbourhood of jobs (a time
    window, a few clusters, a few start-ups, or jobs where the LP and the incumbent disagree),
    fix every other job to its incumbent placement, solve the small sub-model with CP-SAT
-   (hinted with the incumbent) and keep it when better. The neighbourhood size adapts: it
-   grows when sub-models are solved to optimality and shrinks when they time out.
+   (hinted with the incumbent) and keep it when better. Once the LP is known, most
+   neighbourhoods free only the placements in the LP's support (RINS-like), so a sub-model of
+   the same size covers several times more jobs. The neighbourhood size adapts: it grows when
+   sub-models are solved to optimality and shrinks when they time out.
 
 The reported bound is the tightest of the LP bound and the trivial bound; the plan never gets
 worse than its start. Deterministic for a seed with one worker when stopped by
@@ -27,11 +30,11 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .backends.base import BackendResult, Progress, ProgressCallback, SolveParams
 from .formulation import LinearModel, Row
 from .greedy import greedy_values
+from .lp import LpBound, LpRun
 
 log = logging.getLogger(__name__)
 
@@ -41,95 +44,8 @@ SUB_DETERMINISTIC = 1.5  # CP-SAT deterministic-time cap of one sub-solve
 SUB_CPSAT = {"linearization_level": 1}  # sub-models: find better plans fast, no bound needed
 START_SIZE = 1200  # free variables of the first neighbourhood
 MIN_SIZE, MAX_SIZE = 300, 20_000
-
-
-@dataclass
-class LpBound:
-    """The LP relaxation's outcome: a proven bound (or None) and the primal values."""
-
-    bound: float | None
-    values: list[float] | None
-    seconds: float
-    status: str
-
-
-def lp_relaxation(model: LinearModel, time_limit: float | None = None) -> LpBound:
-    """Solve the LP relaxation with HiGHS; ``bound`` only when HiGHS proves optimality."""
-    began = time.perf_counter()
-    try:
-        import highspy
-        import numpy as np
-    except ImportError:
-        return LpBound(None, None, 0.0, "unavailable")
-    n, m = model.num_vars, len(model.rows)
-    inf = highspy.kHighsInf
-    starts = [0]
-    index: list[int] = []
-    value: list[float] = []
-    lower, upper = [], []
-    for row in model.rows:
-        index.extend(row.vars)
-        value.extend(row.coefs)
-        starts.append(len(index))
-        lower.append(-inf if row.sense == "<=" else row.rhs)
-        upper.append(inf if row.sense == ">=" else row.rhs)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n, m
-    lp.col_cost_ = np.asarray(model.objective, dtype=float)
-    lp.col_lower_ = np.zeros(n)
-    lp.col_upper_ = np.ones(n)
-    lp.row_lower_ = np.asarray(lower, dtype=float)
-    lp.row_upper_ = np.asarray(upper, dtype=float)
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.offset_ = model.objective_offset
-    a = lp.a_matrix_
-    a.format_ = highspy.MatrixFormat.kRowwise
-    a.num_col_, a.num_row_ = n, m
-    a.start_ = np.asarray(starts, dtype=np.int32)
-    a.index_ = np.asarray(index, dtype=np.int32)
-    a.value_ = np.asarray(value, dtype=float)
-    from .backends.mip import _swallow_highs_banner
-
-    _swallow_highs_banner()  # the library never prints
-    h = highspy.Highs()
-    h.silent()
-    h.passModel(lp)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(0.1, time_limit - (time.perf_counter() - began)))
-    h.setOptionValue("solver", "simplex")  # dual simplex: its duals give a bound on a stop
-    h.run()
-    status = h.getModelStatus()
-    seconds = time.perf_counter() - began
-    solution = h.getSolution()
-    values = list(solution.col_value) if solution.value_valid else None
-    if status == highspy.HighsModelStatus.kOptimal:
-        bound = h.getInfo().objective_function_value
-        # a tolerance-sized safety margin: HiGHS's optimum is exact only up to its tolerances
-        bound += 1e-6 * max(1.0, abs(bound))
-        return LpBound(bound, values, seconds, "optimal")
-    bound = None
-    if solution.dual_valid:  # stopped early: a Lagrangian bound from the current duals
-        dual = np.asarray(solution.row_dual, dtype=float)
-        bound = min(_lagrangian(model, lp, a, dual, sign) for sign in (1.0, -1.0))
-    return LpBound(bound, values, seconds, h.modelStatusToString(status))
-
-
-def _lagrangian(model: LinearModel, lp, a, dual, sign: float) -> float:
-    """``y.b + sum max(0, c - A'y)``: an upper bound for any y >= 0 on ``<=`` rows (y <= 0 on
-    ``>=`` rows, free on ``==`` rows); the duals are projected onto those signs first."""
-    import numpy as np
-
-    y = sign * dual
-    senses = np.array([{"<=": 0, ">=": 1, "==": 2}[r.sense] for r in model.rows])
-    y = np.where(senses == 0, np.maximum(y, 0.0), np.where(senses == 1, np.minimum(y, 0.0), y))
-    rhs = np.array([r.rhs for r in model.rows], dtype=float)
-    starts = np.asarray(a.start_)
-    counts = np.diff(starts)
-    rows = np.repeat(np.arange(len(model.rows)), counts)
-    reduced = np.asarray(lp.col_cost_, dtype=float).copy()
-    np.subtract.at(reduced, np.asarray(a.index_), np.asarray(a.value_) * y[rows])
-    value = float(y @ rhs + np.maximum(reduced, 0.0).sum()) + model.objective_offset
-    return value + 1e-6 * max(1.0, abs(value))
+SUPPORT_EPS = 1e-6  # LP values above this are the LP's support
+SUPPORT_SHARE = 0.75  # share of neighbourhoods restricted to the LP's support once it is known
 
 
 def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None = None,
@@ -154,17 +70,7 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     # Internally objective and bounds include the model's objective_offset; the result's bound
     # does not, like every backend's.
     trivial = model.trivial_bound() + model.objective_offset
-    # The LP runs in a thread beside the search (HiGHS releases the GIL while it solves); on
-    # the large tier it needs most of the budget, so it gets all of it.
-    lp_out: list[LpBound] = []
-    lp_limit = None if deadline is None else max(0.5, params.time_limit - 1.0)
-    lp_thread = threading.Thread(target=lambda: lp_out.append(lp_relaxation(model, lp_limit)),
-                                 daemon=True)
-    lp_thread.start()
-    if deadline is None or max_rounds is not None:
-        lp_thread.join()  # deterministic: the search sees the LP from its first round
     bound = trivial
-
     candidates = []
     if start is not None and not model.check(start):
         candidates.append(("start", start))
@@ -173,13 +79,24 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     scored = [(model.objective_value(v), k, name, v)
               for k, (name, v) in enumerate(candidates) if not model.check(v)]
     if not scored:
-        lp_thread.join()
         return BackendResult("unknown", None, bound - model.objective_offset,
                              {**stats, "lns": "no feasible start"})
     best, _, source, values = max(scored, key=lambda s: (s[0], -s[1]))
     values = [1.0 if v > 0.5 else 0.0 for v in values]
     stats["start"] = source
     stats["start_objective"] = best
+
+    # The LP (column generation seeded with the start) runs in a thread beside the search
+    # (HiGHS releases the GIL while it solves); it may take most of the budget.
+    lp_out: list[LpBound] = []
+    lp_limit = None if deadline is None else max(0.5, left() - 1.0)
+    lp_run = LpRun()
+    seed_columns = list(values)
+    lp_thread = threading.Thread(
+        target=lambda: lp_out.append(lp_run.solve(model, lp_limit, seed_columns)), daemon=True)
+    lp_thread.start()
+    if deadline is None or max_rounds is not None:
+        lp_thread.join()  # deterministic: the search sees the LP from its first round
 
     def report() -> None:
         if progress is not None:
@@ -189,27 +106,48 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     lp_used = False
 
     def take_lp() -> None:  # once the LP is done: its bound, rounding and guidance
-        nonlocal bound, best, lp_used, search
+        nonlocal bound, best, lp_used, search, mip
         lp_used = True
         lp = lp_out[0]
-        stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status)
+        stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status,
+                     lp_iterations=lp.iterations, lp_columns=len(lp.columns or ()))
         if lp.bound is not None:
-            bound = min(bound, lp.bound)
+            bound = min(bound, lp.bound + model.objective_offset)
         if lp.values is None:
             return
         lpv = lp.values
-        order = sorted(range(model.num_vars),
-                       key=lambda i: (-round(lpv[i], 6), -model.objective[i], i))
-        rounded = greedy_values(model, order=order)
-        obj = model.objective_value(rounded)
-        stats["lp_rounding_objective"] = obj
         current = search.values
-        if not model.check(rounded) and obj > best + 1e-7 * max(1.0, abs(best)):
-            best, current = obj, rounded
-            stats["start"] = "lp_rounding"
-        search = _Search(model, current, lpv, rng)
+        for name, order in lp_orders(model, lpv):
+            rounded = greedy_values(model, order=order)
+            obj = model.objective_value(rounded)
+            stats[f"{name}_objective"] = obj
+            if not model.check(rounded) and obj > best + 1e-7 * max(1.0, abs(best)):
+                best, current = obj, rounded
+                stats["start"] = name
+        search = _Search(model, current, lpv, rng, lp.columns)
         report()
+        if params.workers >= 2 and max_rounds is None and left() > 5.0:
+            mip = _RestrictedMip(search, left() - 1.0, rng.randrange(1 << 30))
+            stats["restricted_mip_vars"] = len(mip.free)
 
+    def take_mip() -> None:  # the restricted MIP is done: adopt its plan when better
+        nonlocal best, mip_taken
+        mip_taken = True
+        assert mip is not None
+        full = mip.values()
+        if full is None:
+            return
+        obj = model.objective_value(full)
+        stats["restricted_mip_objective"] = obj
+        if obj > best + 1e-7 * max(1.0, abs(best)) and not model.check(full):
+            changed = sorted(set(mip.free) | {i for i, v in enumerate(search.values) if v > 0.5})
+            search.apply(changed, [full[i] for i in changed])
+            best = model.objective_value(search.values)
+            stats["restricted_mip_adopted"] = True
+            report()
+
+    mip: _RestrictedMip | None = None
+    mip_taken = False
     search = _Search(model, values, None, rng)
     report()
     size = min(START_SIZE, model.num_vars)
@@ -226,12 +164,16 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
         if not lp_used and not lp_thread.is_alive():
             take_lp()
             continue
+        if mip is not None and not mip_taken and mip.done():
+            take_mip()
+            continue
         rounds += 1
         free = search.neighbourhood(size)
         sub = search.sub_model(free)
         limit = max(0.2, min(SUB_SECONDS, left() - 0.3))
         sub_params = SolveParams(
-            time_limit=limit, seed=rng.randrange(1 << 30), workers=params.workers,
+            time_limit=limit, seed=rng.randrange(1 << 30),
+            workers=params.workers - (mip is not None and not mip_taken),
             gap_tolerance=1e-6,
             extra={"cpsat": {**SUB_CPSAT, "max_deterministic_time": SUB_DETERMINISTIC}})
         hint = [search.values[i] for i in free]
@@ -252,6 +194,12 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
         lp_thread.join(timeout=max(0.0, min(1.0, left())))
         if not lp_thread.is_alive():
             take_lp()
+        else:
+            lp_run.cancel()  # HiGHS stops at its next check; nothing waits for it
+    if mip is not None and not mip_taken:
+        mip.stop()
+        if mip.done(wait=3.0):
+            take_mip()
     values = search.values
     if model.check(values):  # never expected: fall back to the checked start
         log.warning("LNS incumbent violates the model; returning its start")
@@ -264,6 +212,59 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     return BackendResult(status, values, bound - model.objective_offset, stats)
 
 
+class _RestrictedMip:
+    """HiGHS, in a thread beside the LNS, on the model restricted to the LP's columns and the
+    incumbent (a price-and-branch heuristic: every other placement is fixed to 0)."""
+
+    def __init__(self, search: _Search, time_limit: float, seed: int) -> None:
+        from .backends.mip import HighsBackend
+
+        assert search.support is not None
+        self._n = len(search.values)
+        self.free = [i for i, v in enumerate(search.values) if v > 0.5 or search.support[i]]
+        self._sub = search.sub_model(self.free)
+        hint = [search.values[i] for i in self.free]
+        self._engine = HighsBackend()
+        self._result: BackendResult | None = None
+        params = SolveParams(time_limit=time_limit, seed=seed, workers=1, gap_tolerance=1e-6)
+        self._thread = threading.Thread(target=self._run, args=(params, hint), daemon=True)
+        self._thread.start()
+
+    def _run(self, params: SolveParams, hint: list[float]) -> None:
+        try:
+            self._result = self._engine.solve(self._sub, params, hint)
+        except Exception as e:  # a failed heuristic costs nothing but its time
+            log.debug("restricted MIP failed: %s", e)
+
+    def done(self, wait: float = 0.0) -> bool:
+        self._thread.join(wait)
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._engine.stop()
+
+    def values(self) -> list[float] | None:
+        """Its plan as a full 0/1 vector (every placement outside ``free`` is 0)."""
+        if self._result is None or self._result.values is None:
+            return None
+        full = [0.0] * self._n
+        for i, v in zip(self.free, self._result.values, strict=True):
+            full[i] = 1.0 if v > 0.5 else 0.0
+        return full
+
+
+def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]]:
+    """Placement orders for LP-guided greedy roundings: by LP value, and job by job in order
+    of the job's LP share (placements of a job by LP value), which keeps whole LP jobs first
+    when the LP (an interior point) spreads them over several starts."""
+    share = {job: sum(lp[i] for i in idx) for job, idx in model.by_job.items()}
+    n = model.num_vars
+    by_value = sorted(range(n), key=lambda i: (-round(lp[i], 6), -model.objective[i], i))
+    by_job = sorted(range(n), key=lambda i: (-round(share[model.placements[i].job], 3),
+                                             -round(lp[i], 6), -model.objective[i], i))
+    return [("lp_rounding", by_value), ("lp_job_rounding", by_job)]
+
+
 def _gap(objective: float, bound: float) -> float:
     return max(0.0, (bound - objective) / max(1.0, abs(bound)))
 
@@ -272,7 +273,7 @@ class _Search:
     """The incumbent, row activities and the neighbourhood / sub-model machinery."""
 
     def __init__(self, model: LinearModel, values: list[float], lp: list[float] | None,
-                 rng: random.Random) -> None:
+                 rng: random.Random, columns: list[int] | None = None) -> None:
         self.model = model
         self.values = values
         self.rng = rng
@@ -298,13 +299,24 @@ class _Search:
         self.horizon = max(self.periods) + 1 if self.periods else 1
         # disagreement of LP and incumbent per job: where the LP wants something else
         self.disagree = [0.0] * len(self.jobs)
+        # the LP's columns (or support): placements a RINS-like neighbourhood may use, with
+        # the incumbent's
+        self.support: list[bool] | None = None
+        self.support_size = self.size_of
         if lp is not None:
             for k, j in enumerate(self.jobs):
                 self.disagree[k] = sum(abs(lp[i] - values[i]) for i in model.by_job[j])
+            self.support = [x > SUPPORT_EPS for x in lp]
+            for i in columns or ():
+                self.support[i] = True
+            self.support_size = [1 + sum(self.support[i] for i in model.by_job[j])
+                                 for j in self.jobs]
 
     def neighbourhood(self, size: int) -> list[int]:
         """Free variable indices: all placements of a set of related jobs (about ``size``)."""
         rng = self.rng
+        restrict = self.support is not None and rng.random() < SUPPORT_SHARE
+        sizes = self.support_size if restrict else self.size_of
         kind = rng.choice(("window", "cluster", "random", "lp"))
         if kind == "window":
             t0 = rng.randrange(self.horizon)
@@ -318,7 +330,7 @@ class _Search:
                             pool.append(k)
                 if len(pool) > 4 * size:
                     break
-            chosen = self._fill(pool, size, shuffle_block=True)
+            chosen = self._fill(pool, size, sizes, shuffle_block=True)
         elif kind == "cluster":
             order = list(self.clusters)
             rng.shuffle(order)
@@ -329,20 +341,24 @@ class _Search:
                 rng.shuffle(block)
                 seen.update(block)
                 pool.extend(block)
-            chosen = self._fill(pool, size)
+            chosen = self._fill(pool, size, sizes)
         elif kind == "lp" and any(self.disagree):
             weights = [d + 1e-3 for d in self.disagree]
             pool = sorted(range(len(self.jobs)),
                           key=lambda k: -weights[k] * rng.random())
-            chosen = self._fill(pool, size)
+            chosen = self._fill(pool, size, sizes)
         else:
             pool = list(range(len(self.jobs)))
             rng.shuffle(pool)
-            chosen = self._fill(pool, size)
+            chosen = self._fill(pool, size, sizes)
         free = [i for k in sorted(chosen) for i in self.model.by_job[self.jobs[k]]]
+        if restrict:
+            assert self.support is not None
+            free = [i for i in free if self.support[i] or self.values[i] > 0.5]
         return free
 
-    def _fill(self, pool: list[int], size: int, shuffle_block: bool = False) -> list[int]:
+    def _fill(self, pool: list[int], size: int, sizes: list[int],
+              shuffle_block: bool = False) -> list[int]:
         if shuffle_block:  # keep locality but vary the members
             pool = [k for k in pool if self.rng.random() < 0.7] or pool
         chosen, total = [], 0
@@ -350,7 +366,7 @@ class _Search:
             if total >= size:
                 break
             chosen.append(k)
-            total += self.size_of[k]
+            total += sizes[k]
         return chosen
 
     def sub_model(self, free: list[int]) -> LinearModel:
@@ -422,12 +438,3 @@ class LnsBackend:
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None) -> BackendResult:
         return lns_solve(model, params, start, progress, should_stop=self._stopping)
-
-
-def use_lns(backend_name: str, model: LinearModel, strategy: str) -> bool:
-    """Whether ``solve`` should run LNS: ``"lns"`` always, ``"auto"`` for large CP-SAT models."""
-    if strategy not in ("auto", "exact", "lns"):
-        raise ValueError(f"unknown strategy {strategy!r}; choose from auto, exact, lns")
-    if strategy == "lns":
-        return True
-    return strategy == "auto" and backend_name == "cpsat" and model.num_vars > LNS_THRESHOLD

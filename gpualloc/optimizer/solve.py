@@ -42,8 +42,8 @@ def solve(
     start. See ``optimizer.replan``.
 
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
-    plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"auto"`` (default) picks LNS
-    for ``cpsat`` on models above ``lns.LNS_THRESHOLD`` variables.
+    plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"portfolio"`` runs CP-SAT and
+    HiGHS side by side (``optimizer.portfolio``); ``"auto"`` (default) is ``choose_strategy``.
     """
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
@@ -73,11 +73,21 @@ def solve(
     else:
         remaining = None if time_limit is None else max(
             0.01, time_limit - (time.perf_counter() - began))
-        from .lns import LnsBackend, use_lns
-
-        if use_lns(engine.name, model, strategy):  # a stop asked of the engine reaches LNS
+        chosen = choose_strategy(engine.name, model, strategy, workers)
+        if chosen != "exact":  # a stop asked of the engine reaches the strategy
             outer = engine
-            engine = LnsBackend(should_stop=lambda: bool(getattr(outer, "stopped", False)))
+
+            def halted() -> bool:
+                return bool(getattr(outer, "stopped", False))
+
+            if chosen == "lns":
+                from .lns import LnsBackend
+
+                engine = LnsBackend(should_stop=halted)
+            else:
+                from .portfolio import PortfolioBackend
+
+                engine = PortfolioBackend(should_stop=halted)
         raw = engine.solve(model, replace(params, time_limit=remaining), start, progress)
     plan = _to_plan(instance, model, raw, start if start_valid else None, engine.name, params,
                     began)
@@ -86,6 +96,31 @@ def solve(
 
         plan = finish(replan, instance, model, plan)
     return plan
+
+
+STRATEGIES = ("auto", "exact", "lns", "portfolio")
+
+
+def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
+                    workers: int = 1) -> str:
+    """The strategy ``solve`` runs: ``strategy`` itself unless it is ``"auto"``, which for
+    ``cpsat`` picks LNS above ``lns.LNS_THRESHOLD`` variables, the CP-SAT + HiGHS portfolio
+    from ``portfolio.PORTFOLIO_MIN_VARS`` variables when there are two workers or more (one
+    worker stays deterministic), and the exact backend otherwise."""
+    from .lns import LNS_THRESHOLD
+    from .portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if strategy != "auto":
+        return strategy
+    if backend != "cpsat":
+        return "exact"
+    if model.num_vars > LNS_THRESHOLD:
+        return "lns"
+    if workers >= 2 and model.num_vars >= PORTFOLIO_MIN_VARS and PortfolioBackend().available():
+        return "portfolio"
+    return "exact"
 
 
 def _tightest(*bounds: float | None) -> float | None:

@@ -12,7 +12,9 @@ from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams, available_backends
 from gpualloc.optimizer.formulation import build
 from gpualloc.optimizer.greedy import greedy_values
-from gpualloc.optimizer.lns import LNS_THRESHOLD, lns_solve, lp_relaxation, use_lns
+from gpualloc.optimizer.lns import LNS_THRESHOLD, lns_solve
+from gpualloc.optimizer.lp import lp_relaxation
+from gpualloc.optimizer.solve import choose_strategy
 
 pytest.importorskip("highspy")
 pytest.importorskip("ortools")
@@ -75,10 +77,10 @@ def test_progress_reported(model):
 
 
 def test_strategy_choice(model):
-    assert not use_lns("cpsat", model, "auto")  # small model: exact
-    assert use_lns("cbc", model, "lns")
-    assert not use_lns("cpsat", model, "exact")
+    assert choose_strategy("cpsat", model, "auto") == "exact"  # small model
+    assert choose_strategy("cbc", model, "lns") == "lns"
+    assert choose_strategy("cpsat", model, "exact") == "exact"
     assert model.num_vars < LNS_THRESHOLD
     with pytest.raises(ValueError):
-        use_lns("cpsat", model, "nope")
+        choose_strategy("cpsat", model, "nope")
     assert "lns" not in available_backends()  # a strategy of cpsat, not a backend
