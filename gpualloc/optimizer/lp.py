@@ -113,78 +113,6 @@ class LpRun:
         self._lock = threading.Lock()
         self._highs = None
         self._cancelled = False
-        self._last = None  # (Highs, its columns, matrix) of the last optimal solve, for dive
-
-    def dive(self, model: LinearModel, time_limit: float | None = None,
-             batch_share: float = 0.1) -> list[float] | None:
-        """A 0/1 plan by LP diving on the last solve's restricted LP, or None.
-
-        Repeatedly fix to 1 the placement each of the most decided jobs uses most (every job
-        whose LP share is integral, then the top ``batch_share`` of the rest), re-optimise
-        (warm-started dual simplex) and go on until the LP solution is integral. A batch that
-        makes the LP infeasible is undone and its placements are banned instead.
-        """
-        if self._last is None:
-            return None
-        import numpy as np
-
-        began = time.perf_counter()
-        h, order, mat = self._last
-        job_of = [model.placements[i].job for i in order]
-        fixed: set[str] = set()
-        with self._lock:
-            self._highs = h
-        try:
-            while True:
-                left = None if time_limit is None else time_limit - (time.perf_counter() - began)
-                if (left is not None and left <= 0.05) or self._cancelled:
-                    return None
-                x = np.asarray(h.getSolution().col_value)
-                if np.all(np.minimum(x, 1.0 - x) <= 1e-6):
-                    break  # integral: a plan
-                best: dict[str, tuple[float, int]] = {}
-                for k in np.flatnonzero(x > 1e-6).tolist():
-                    job = job_of[k]
-                    if job not in fixed and (job not in best or x[k] > best[job][0]):
-                        best[job] = (float(x[k]), k)
-                ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
-                sure = [k for _, (v, k) in ranked if v >= 1.0 - 1e-6]
-                rest = [k for _, (v, k) in ranked if v < 1.0 - 1e-6]
-                batch = sure + rest[:max(1, int(len(rest) * batch_share))]
-                if not batch:
-                    break
-                while batch and not self._try_fix(h, batch, left):
-                    if len(batch) > 1:  # undone: retry with the surer half
-                        batch = batch[:len(batch) // 2]
-                        continue
-                    # one placement that cannot be fixed: ban it if the LP stays feasible
-                    if not self._try_fix(h, batch, left, value=0.0):
-                        fixed.add(job_of[batch[0]])  # leave that job to the LP as it is
-                    batch = []
-                fixed.update(job_of[k] for k in batch)
-        finally:
-            with self._lock:
-                self._highs = None
-        full = np.zeros(mat.n)
-        full[np.asarray(order, dtype=np.int64)] = np.round(h.getSolution().col_value)
-        return full.tolist()
-
-    @staticmethod
-    def _try_fix(h, cols: list[int], left: float | None, value: float = 1.0) -> bool:
-        """Fix ``cols`` to ``value`` and re-optimise; undo and return False if infeasible."""
-        import highspy
-
-        for k in cols:
-            h.changeColBounds(k, value, value)
-        if left is not None:
-            h.setOptionValue("time_limit", h.getRunTime() + left)
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            return True
-        for k in cols:
-            h.changeColBounds(k, 0.0, 1.0)
-        h.run()
-        return False
 
     def cancel(self) -> None:
         with self._lock:
@@ -271,7 +199,6 @@ class LpRun:
         finally:
             with self._lock:
                 self._highs = None
-        self._last = (h, order, mat) if status == "optimal" else None
         values = None
         solution = h.getSolution()
         if solution.value_valid and status != "infeasible":

@@ -1,4 +1,4 @@
-"""The LP relaxation by column generation: its optimum, its always-valid bound, its dive."""
+"""The LP relaxation by column generation: its optimum and its always-valid bound."""
 
 from __future__ import annotations
 
@@ -77,16 +77,3 @@ def test_infeasible_relaxation_has_no_bound():
     model = build(make(lambda d: d["jobs"].extend([job("a"), job("b")])))
     lp = lp_relaxation(model, 10)
     assert lp.status == "infeasible" and lp.bound is None and lp.values is None
-
-
-def test_dive_gives_a_plan_the_greedy_completes(model):
-    run = LpRun()
-    lp = run.solve(model, 30, greedy_values(model))
-    assert lp.status == "optimal"
-    dived = run.dive(model, 30)
-    assert dived is not None and set(dived) <= {0.0, 1.0}
-    first = [i for i, v in enumerate(dived) if v > 0.5]
-    plan = greedy_values(model, order=first + list(range(model.num_vars)))
-    assert model.check(plan) == []
-    assert model.objective_value(plan) <= lp.bound + 1e-6
-    assert model.objective_value(plan) >= 0.5 * lp.objective  # a real plan, not an empty one
