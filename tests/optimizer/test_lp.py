@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from gpualloc.models.generate import generate
 from gpualloc.optimizer import solve
 from gpualloc.optimizer.formulation import build
-from gpualloc.optimizer.greedy import greedy_values
 from gpualloc.optimizer.lp import LpRun, lp_relaxation
 from tests.conftest import close
 from tests.optimizer.test_backends import lp_relaxation as full_lp
