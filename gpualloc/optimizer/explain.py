@@ -577,12 +577,12 @@ def _run(prob: Any, time_limit: float) -> tuple[bool, str]:
     try:
         import highspy  # noqa: F401
 
-        from .backends.mip import _swallow_highs_banner
+        from .backends.mip import _swallow_highs_banner, pulp_highs
 
         if not pulp.HiGHS(msg=False).available():
             raise ImportError("HiGHS unavailable")
         _swallow_highs_banner()
-        solver = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=1e-9, threads=1)
+        solver = pulp_highs(1, msg=False, timeLimit=time_limit, gapRel=1e-9)
         prob.solve(solver)
         status = prob.solverModel.modelStatusToString(prob.solverModel.getModelStatus())
         return "time limit" in status.lower(), "highs"

@@ -106,7 +106,7 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     lp_used = False
 
     def take_lp() -> None:  # once the LP is done: its bound, rounding and guidance
-        nonlocal bound, best, lp_used, search, mip
+        nonlocal bound, best, lp_used, search
         lp_used = True
         lp = lp_out[0]
         stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status,
@@ -126,28 +126,7 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
                 stats["start"] = name
         search = _Search(model, current, lpv, rng, lp.columns)
         report()
-        if params.workers >= 2 and max_rounds is None and left() > 5.0:
-            mip = _RestrictedMip(search, left() - 1.0, rng.randrange(1 << 30))
-            stats["restricted_mip_vars"] = len(mip.free)
 
-    def take_mip() -> None:  # the restricted MIP is done: adopt its plan when better
-        nonlocal best, mip_taken
-        mip_taken = True
-        assert mip is not None
-        full = mip.values()
-        if full is None:
-            return
-        obj = model.objective_value(full)
-        stats["restricted_mip_objective"] = obj
-        if obj > best + 1e-7 * max(1.0, abs(best)) and not model.check(full):
-            changed = sorted(set(mip.free) | {i for i, v in enumerate(search.values) if v > 0.5})
-            search.apply(changed, [full[i] for i in changed])
-            best = model.objective_value(search.values)
-            stats["restricted_mip_adopted"] = True
-            report()
-
-    mip: _RestrictedMip | None = None
-    mip_taken = False
     search = _Search(model, values, None, rng)
     report()
     size = min(START_SIZE, model.num_vars)
@@ -164,16 +143,15 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
         if not lp_used and not lp_thread.is_alive():
             take_lp()
             continue
-        if mip is not None and not mip_taken and mip.done():
-            take_mip()
-            continue
+        if not lp_used and lp_run.bound is not None:  # the LP's bound so far is proven too
+            bound = min(bound, lp_run.bound + model.objective_offset)
         rounds += 1
         free = search.neighbourhood(size)
         sub = search.sub_model(free)
         limit = max(0.2, min(SUB_SECONDS, left() - 0.3))
         sub_params = SolveParams(
             time_limit=limit, seed=rng.randrange(1 << 30),
-            workers=params.workers - (mip is not None and not mip_taken),
+            workers=params.workers,
             gap_tolerance=1e-6,
             extra={"cpsat": {**SUB_CPSAT, "max_deterministic_time": SUB_DETERMINISTIC}})
         hint = [search.values[i] for i in free]
@@ -194,12 +172,10 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
         lp_thread.join(timeout=max(0.0, min(1.0, left())))
         if not lp_thread.is_alive():
             take_lp()
-        else:
-            lp_run.cancel()  # HiGHS stops at its next check; nothing waits for it
-    if mip is not None and not mip_taken:
-        mip.stop()
-        if mip.done(wait=3.0):
-            take_mip()
+        else:  # HiGHS stops at its next check; wait for it so that no Highs outlives the
+            # solve (two Highs running at once in one process can break the second one)
+            lp_run.cancel()
+            lp_thread.join(timeout=10.0)
     values = search.values
     if model.check(values):  # never expected: fall back to the checked start
         log.warning("LNS incumbent violates the model; returning its start")
@@ -210,47 +186,6 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     gap = _gap(best + model.objective_offset, bound)
     status = "optimal" if gap <= tol else "feasible"
     return BackendResult(status, values, bound - model.objective_offset, stats)
-
-
-class _RestrictedMip:
-    """HiGHS, in a thread beside the LNS, on the model restricted to the LP's columns and the
-    incumbent (a price-and-branch heuristic: every other placement is fixed to 0)."""
-
-    def __init__(self, search: _Search, time_limit: float, seed: int) -> None:
-        from .backends.mip import HighsBackend
-
-        assert search.support is not None
-        self._n = len(search.values)
-        self.free = [i for i, v in enumerate(search.values) if v > 0.5 or search.support[i]]
-        self._sub = search.sub_model(self.free)
-        hint = [search.values[i] for i in self.free]
-        self._engine = HighsBackend()
-        self._result: BackendResult | None = None
-        params = SolveParams(time_limit=time_limit, seed=seed, workers=1, gap_tolerance=1e-6)
-        self._thread = threading.Thread(target=self._run, args=(params, hint), daemon=True)
-        self._thread.start()
-
-    def _run(self, params: SolveParams, hint: list[float]) -> None:
-        try:
-            self._result = self._engine.solve(self._sub, params, hint)
-        except Exception as e:  # a failed heuristic costs nothing but its time
-            log.debug("restricted MIP failed: %s", e)
-
-    def done(self, wait: float = 0.0) -> bool:
-        self._thread.join(wait)
-        return not self._thread.is_alive()
-
-    def stop(self) -> None:
-        self._engine.stop()
-
-    def values(self) -> list[float] | None:
-        """Its plan as a full 0/1 vector (every placement outside ``free`` is 0)."""
-        if self._result is None or self._result.values is None:
-            return None
-        full = [0.0] * self._n
-        for i, v in zip(self.free, self._result.values, strict=True):
-            full[i] = 1.0 if v > 0.5 else 0.0
-        return full
 
 
 def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]]:

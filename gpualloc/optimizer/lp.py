@@ -113,6 +113,7 @@ class LpRun:
         self._lock = threading.Lock()
         self._highs = None
         self._cancelled = False
+        self.bound: float | None = None  # the best bound so far, readable while it runs
 
     def cancel(self) -> None:
         with self._lock:
@@ -130,7 +131,7 @@ class LpRun:
             import numpy as np
         except ImportError:
             return LpBound(None, None, 0.0, "unavailable")
-        from .backends.mip import _swallow_highs_banner
+        from .backends.mip import _swallow_highs_banner, highs_threads
 
         if model.num_vars == 0:
             return LpBound(0.0, [], 0.0, "optimal", 0.0, [])
@@ -174,7 +175,8 @@ class LpRun:
                     break
                 if left is not None:  # HiGHS's clock runs on across the runs of one Highs
                     h.setOptionValue("time_limit", h.getRunTime() + left)
-                h.run()
+                with highs_threads(h, 1):  # dual simplex runs serial
+                    h.run()
                 iterations += 1
                 model_status = h.getModelStatus()
                 if model_status == highspy.HighsModelStatus.kInfeasible:
@@ -189,6 +191,7 @@ class LpRun:
                 objective = h.getInfo().objective_function_value
                 value, reduced = mat.lagrangian(h.getSolution().row_dual, used)
                 bound = value if bound is None else min(bound, value)
+                self.bound = bound
                 prices_out = np.flatnonzero((reduced > PRICE_EPS * scale) & ~used)
                 if len(prices_out) == 0:
                     status = "optimal"

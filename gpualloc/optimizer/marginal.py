@@ -257,7 +257,7 @@ def lp_relaxation_duals(instance: Instance) -> dict[str, float] | None:
         import pulp
     except ImportError:
         return None
-    from .backends.mip import _swallow_highs_banner
+    from .backends.mip import _swallow_highs_banner, pulp_highs
 
     model = build(instance)
     if model.infeasible:
@@ -284,7 +284,7 @@ def lp_relaxation_duals(instance: Instance) -> dict[str, float] | None:
         rows.append((row.name, con))
     if not rows:
         return {}
-    prob.solve(pulp.HiGHS(msg=False))
+    prob.solve(pulp_highs(1, msg=False))
     if pulp.LpStatus[prob.status] != "Optimal":
         return None
     out: dict[str, float] = {}

@@ -138,9 +138,16 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         start_obj = model.objective_value(valid_start)
         if objective is None or start_obj > objective + 1e-9 * max(1.0, abs(start_obj)):
             values, objective = valid_start, start_obj  # never return worse than a valid warm start
-    bound = _tightest(raw.bound, model.trivial_bound() if raw.status != "infeasible" else None)
+    raw_bound = raw.bound
+    if raw_bound is not None and objective is not None and \
+            raw_bound < objective - 1e-6 * max(1.0, abs(objective)):
+        # a bound below a valid plan is no bound: never let it confirm optimality
+        log.warning("%s reported bound %s below its plan's objective %s; bound ignored",
+                    backend, raw_bound, objective)
+        raw_bound = None
+    bound = _tightest(raw_bound, model.trivial_bound() if raw.status != "infeasible" else None)
     if bound is not None and objective is not None:
-        bound = max(bound, objective)  # the optimum is at least the incumbent
+        bound = max(bound, objective)  # the optimum is at least the incumbent (up to rounding)
     gap = compute_gap(objective, bound)
     if raw.status == "infeasible" and values is None:
         status = SolveStatus.INFEASIBLE

@@ -381,3 +381,36 @@ def test_unknown_backend_lists_the_names() -> None:
 def test_available_backends_include_the_three_solvers() -> None:
     # pyproject installs ortools, pulp (bundled CBC) and highspy: all three must be usable.
     assert {"cpsat", "cbc", "highs"} <= set(optimizer.available_backends())
+
+
+# -- HiGHS's process-global scheduler and bounds that cannot be right -------------------------
+def test_highs_solves_with_any_thread_count_in_one_process() -> None:
+    # HiGHS fixes its task scheduler's thread count at the first run in a process; a later run
+    # with another count returned without solving ("Not Set") until the scheduler was reset.
+    pytest.importorskip("highspy")
+    from gpualloc.optimizer.lp import lp_relaxation
+
+    instance = _knapsack()
+    lp_relaxation(build(instance), 10)  # a serial LP first
+    for workers in (2, 1, 2):
+        plan = solve_checked(instance, "highs", workers=workers)
+        assert plan.status == SolveStatus.OPTIMAL, plan.summary
+        assert close(plan.objective, 10.0)
+
+
+def test_a_bound_below_the_plan_is_ignored() -> None:
+    class Liar:  # claims a bound below the plan it returns
+        name = "liar"
+
+        def available(self) -> bool:
+            return True
+
+        def solve(self, model, params, start=None, progress=None):
+            values = [0.0] * model.num_vars
+            values[model.by_job["A"][0]] = 1.0
+            return BackendResult("optimal", values, 1.0)
+
+    plan = optimizer.solve(_knapsack(), Liar())
+    assert plan.objective is not None and plan.objective >= 5.0
+    assert plan.status == SolveStatus.FEASIBLE  # not confirmed by a bound of 1 < 5
+    assert plan.bound is not None and plan.bound >= 10.0  # the trivial bound instead

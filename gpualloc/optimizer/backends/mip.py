@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import os
 import re
@@ -31,6 +32,8 @@ from typing import Any
 
 from ..formulation import LinearModel
 from .base import BackendResult, ProgressCallback, SolveParams
+
+log = logging.getLogger(__name__)
 
 
 def _build(model: LinearModel, start: list[float] | None, minimize: bool = False):
@@ -308,6 +311,48 @@ def _swallow_highs_banner() -> None:
     _banner_shown = True
 
 
+_scheduler_lock = threading.Lock()
+_scheduler_threads: int | None = None  # what HiGHS's process-global task scheduler runs with
+_highs_running = 0
+
+
+@contextlib.contextmanager
+def highs_threads(h: Any, threads: int):
+    """Run ``h`` with ``threads`` threads. HiGHS's task scheduler is global to the process and
+    fixed by the first run; a later run asking another count returns without solving (model
+    status "Not Set") unless the scheduler is reset first, which is safe only while no other
+    Highs runs. While one does, the new run shares its thread count instead."""
+    import highspy
+
+    global _scheduler_threads, _highs_running
+    with _scheduler_lock:
+        if _scheduler_threads is not None and threads != _scheduler_threads:
+            if _highs_running == 0:
+                highspy.Highs.resetGlobalScheduler(True)
+            else:
+                threads = _scheduler_threads
+        _scheduler_threads = threads
+        _highs_running += 1
+    h.setOptionValue("threads", threads)
+    try:
+        yield
+    finally:
+        with _scheduler_lock:
+            _highs_running -= 1
+
+
+def pulp_highs(threads: int = 1, **kwargs: Any):  # -> pulp.HiGHS
+    """PuLP's HiGHS (highspy) solver, its runs going through ``highs_threads``."""
+    import pulp
+
+    class _Highs(pulp.HiGHS):
+        def callSolver(self, lp):  # PuLP's hook
+            with highs_threads(lp.solverModel, threads):
+                super().callSolver(lp)
+
+    return _Highs(threads=threads, **kwargs)
+
+
 class HighsBackend:
     """HiGHS through PuLP's highspy interface (warm start via ``setSolution``)."""
 
@@ -364,7 +409,8 @@ class HighsBackend:
                     if backend._stopped:
                         h.cancelSolve()
                 try:
-                    h.run()
+                    with highs_threads(h, max(1, params.workers)):
+                        h.run()
                 finally:
                     with backend._lock:
                         backend._highs = None
@@ -387,6 +433,12 @@ class HighsBackend:
         ms = highspy.HighsModelStatus
         stats = {"highs_status": h.modelStatusToString(status),
                  "nodes": int(getattr(info, "mip_node_count", 0))}
+        if status in (ms.kNotset, ms.kLoadError, ms.kModelError, ms.kPresolveError,
+                      ms.kSolveError, ms.kPostsolveError):
+            # HiGHS did not solve (its info, the dual bound included, means nothing); seen
+            # when another Highs in the process was still winding down
+            log.warning("HiGHS returned without solving: %s", stats["highs_status"])
+            return BackendResult("unknown", None, None, stats)
         dual = getattr(info, "mip_dual_bound", None)
         # PuLP hands HiGHS the negated objective: the dual bound of -f bounds f from above.
         bound = -dual if dual is not None and math.isfinite(dual) else None
