@@ -4,9 +4,11 @@ On models with a hundred thousand binaries CP-SAT spends its whole budget on the
 never improves on the greedy plan; its bound is weaker than the LP relaxation's. This
 strategy splits the work:
 
-1. bound: the LP relaxation of the neutral model, solved with HiGHS (``optimizer.lp``) in a
-   thread beside the search; the Lagrangian value of its duals is a proven upper bound, also
-   when the LP is stopped early (else the trivial bound is reported);
+1. bound: at once, a Lagrangian bound (``optimizer.lagrange``: subgradient, a few seconds
+   and within a fraction of a percent of the LP on the large tier), whose reduced costs also
+   order a priced greedy plan that competes for the start; beside the search, in a thread,
+   the LP relaxation by column generation with HiGHS (``optimizer.lp``), whose bound holds
+   also when it is stopped early;
 2. start: the warm start (or the greedy plan); once the LP is solved, LP-guided greedy
    roundings (jobs in order of their LP share, placements in order of LP value) replace it
    when better;
@@ -18,7 +20,7 @@ strategy splits the work:
    the same size covers several times more jobs. The neighbourhood size adapts: it grows when
    sub-models are solved to optimality and shrinks when they time out.
 
-The reported bound is the tightest of the LP bound and the trivial bound; the plan never gets
+The reported bound is the tightest of the Lagrangian, LP and trivial bounds; the plan never gets
 worse than its start. Deterministic for a seed with one worker when stopped by
 ``max_rounds`` (sub-solves are limited by CP-SAT's deterministic time, not only wall time).
 """
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from .backends.base import BackendResult, Progress, ProgressCallback, SolveParams
 from .formulation import LinearModel, Row
 from .greedy import greedy_values
+from .lagrange import lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,8 @@ SUB_DETERMINISTIC = 1.5  # CP-SAT deterministic-time cap of one sub-solve
 SUB_CPSAT = {"linearization_level": 1}  # sub-models: find better plans fast, no bound needed
 START_SIZE = 1200  # free variables of the first neighbourhood
 MIN_SIZE, MAX_SIZE = 300, 20_000
+LAGRANGE_SECONDS = 15.0  # wall-time cap of the Lagrangian bound (and 20% of the budget)
+LAGRANGE_ITERATIONS = 300  # its iteration cap in the deterministic mode (no time limit)
 SUPPORT_EPS = 1e-6  # LP values above this are the LP's support
 SUPPORT_SHARE = 0.75  # share of neighbourhoods restricted to the LP's support once it is known
 
@@ -71,32 +76,52 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     # does not, like every backend's.
     trivial = model.trivial_bound() + model.objective_offset
     bound = trivial
+    deterministic = deadline is None or max_rounds is not None
     candidates = []
     if start is not None and not model.check(start):
         candidates.append(("start", start))
     else:
         candidates.append(("greedy", greedy_values(model)))
-    scored = [(model.objective_value(v), k, name, v)
-              for k, (name, v) in enumerate(candidates) if not model.check(v)]
-    if not scored:
-        return BackendResult("unknown", None, bound - model.objective_offset,
-                             {**stats, "lns": "no feasible start"})
-    best, _, source, values = max(scored, key=lambda s: (s[0], -s[1]))
-    values = [1.0 if v > 0.5 else 0.0 for v in values]
-    stats["start"] = source
-    stats["start_objective"] = best
+    first = candidates[0][1]
 
     # The LP (column generation seeded with the start) runs in a thread beside the search
     # (HiGHS releases the GIL while it solves); it may take most of the budget.
     lp_out: list[LpBound] = []
     lp_limit = None if deadline is None else max(0.5, left() - 1.0)
     lp_run = LpRun()
-    seed_columns = list(values)
+    seed_columns = [1.0 if v > 0.5 else 0.0 for v in first]
     lp_thread = threading.Thread(
         target=lambda: lp_out.append(lp_run.solve(model, lp_limit, seed_columns)), daemon=True)
     lp_thread.start()
-    if deadline is None or max_rounds is not None:
+    if deterministic:
         lp_thread.join()  # deterministic: the search sees the LP from its first round
+
+    # Meanwhile a Lagrangian bound (seconds, within a fraction of a percent of the LP's on the
+    # large tier) and the greedy plan in the order of its reduced costs.
+    lag = lagrangian_bound(
+        model, None if deterministic else min(LAGRANGE_SECONDS, 0.2 * left()),
+        max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000,
+        should_stop=should_stop)
+    stats.update(lagrangian_bound=lag.bound, lagrangian_iterations=lag.iterations,
+                 lagrangian_seconds=round(lag.seconds, 3))
+    if lag.bound is not None:
+        bound = min(bound, lag.bound + model.objective_offset)
+    if lag.reduced is not None:
+        candidates.append(("priced_greedy",
+                           greedy_values(model, order=priced_order(model, lag.reduced))))
+    scored = [(model.objective_value(v), k, name, v)
+              for k, (name, v) in enumerate(candidates) if not model.check(v)]
+    for objective, _, name, _ in scored:
+        stats[f"{name}_objective"] = objective
+    if not scored:
+        lp_run.cancel()
+        lp_thread.join(timeout=10.0)
+        return BackendResult("unknown", None, bound - model.objective_offset,
+                             {**stats, "lns": "no feasible start"})
+    best, _, source, values = max(scored, key=lambda s: (s[0], -s[1]))
+    values = [1.0 if v > 0.5 else 0.0 for v in values]
+    stats["start"] = source
+    stats["start_objective"] = best
 
     def report() -> None:
         if progress is not None:
