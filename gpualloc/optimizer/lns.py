@@ -47,7 +47,8 @@ SUB_DETERMINISTIC = 1.5  # CP-SAT deterministic-time cap of one sub-solve
 SUB_CPSAT = {"linearization_level": 1}  # sub-models: find better plans fast, no bound needed
 START_SIZE = 1200  # free variables of the first neighbourhood
 MIN_SIZE, MAX_SIZE = 300, 20_000
-LAGRANGE_SECONDS = 15.0  # wall-time cap of the Lagrangian bound (and 20% of the budget)
+LAGRANGE_SECONDS = 60.0  # wall-time cap of the Lagrangian bound (and 10% of the budget)
+LATE_SHARE = 0.1  # an LP that ends in the last 10% of the budget gives its bound only
 LAGRANGE_ITERATIONS = 300  # its iteration cap in the deterministic mode (no time limit)
 SUPPORT_EPS = 1e-6  # LP values above this are the LP's support
 SUPPORT_SHARE = 0.75  # share of neighbourhoods restricted to the LP's support once it is known
@@ -99,7 +100,7 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     # Meanwhile a Lagrangian bound (seconds, within a fraction of a percent of the LP's on the
     # large tier) and the greedy plan in the order of its reduced costs.
     lag = lagrangian_bound(
-        model, None if deterministic else min(LAGRANGE_SECONDS, 0.2 * left()),
+        model, None if deterministic else min(LAGRANGE_SECONDS, 0.1 * left()),
         max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000,
         should_stop=should_stop)
     stats.update(lagrangian_bound=lag.bound, lagrangian_iterations=lag.iterations,
@@ -130,7 +131,7 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
 
     lp_used = False
 
-    def take_lp() -> None:  # once the LP is done: its bound, rounding and guidance
+    def take_lp(final: bool = False) -> None:  # the LP is done: its bound, rounding, guidance
         nonlocal bound, best, lp_used, search
         lp_used = True
         lp = lp_out[0]
@@ -138,12 +139,14 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
                      lp_iterations=lp.iterations, lp_columns=len(lp.columns or ()))
         if lp.bound is not None:
             bound = min(bound, lp.bound + model.objective_offset)
-        if lp.values is None:
+        late = deadline is not None and left() < LATE_SHARE * (params.time_limit or 0.0)
+        if lp.values is None or final or late:  # no time left to round and re-index
             return
         lpv = lp.values
         current = search.values
         for name, order in lp_orders(model, lpv):
-            rounded = greedy_values(model, order=order)
+            rounded = greedy_values(model, None if deadline is None else deadline - 0.5,
+                                    order=order)
             obj = model.objective_value(rounded)
             stats[f"{name}_objective"] = obj
             if not model.check(rounded) and obj > best + 1e-7 * max(1.0, abs(best)):
@@ -196,7 +199,7 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     if not lp_used:
         lp_thread.join(timeout=max(0.0, min(1.0, left())))
         if not lp_thread.is_alive():
-            take_lp()
+            take_lp(final=True)
         else:  # HiGHS stops at its next check; wait for it so that no Highs outlives the
             # solve (two Highs running at once in one process can break the second one)
             lp_run.cancel()
