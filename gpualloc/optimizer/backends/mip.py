@@ -435,8 +435,8 @@ class HighsBackend:
                  "nodes": int(getattr(info, "mip_node_count", 0))}
         if status in (ms.kNotset, ms.kLoadError, ms.kModelError, ms.kPresolveError,
                       ms.kSolveError, ms.kPostsolveError):
-            # HiGHS did not solve (its info, the dual bound included, means nothing); seen
-            # when another Highs in the process was still winding down
+            # HiGHS did not solve: its info, the dual bound included, means nothing (seen
+            # when its process-global scheduler had another thread count; see highs_threads)
             log.warning("HiGHS returned without solving: %s", stats["highs_status"])
             return BackendResult("unknown", None, None, stats)
         dual = getattr(info, "mip_dual_bound", None)
