@@ -14,6 +14,12 @@ from .backends.base import BackendResult, ProgressCallback, SolveParams
 from .formulation import LinearModel
 
 
+def density(model: LinearModel, i: int) -> float:
+    """Objective per GPU-period of placement ``i``: the greedy's order."""
+    p = model.placements[i]
+    return model.objective[i] / max(1.0, p.gpus * p.periods)
+
+
 def greedy_values(model: LinearModel, deadline: float | None = None,
                   order: list[int] | None = None) -> list[float]:
     """A 0/1 vector satisfying every ``<=`` row (``==`` rows of mandatory jobs if it can).
@@ -31,13 +37,9 @@ def greedy_values(model: LinearModel, deadline: float | None = None,
     placed: set[str] = set()
     mandatory = model.forced_jobs()
 
-    def density(i: int) -> float:
-        p = model.placements[i]
-        return model.objective[i] / max(1.0, p.gpus * p.periods)
-
     if order is None:
         order = sorted(range(n), key=lambda i: (model.placements[i].job not in mandatory,
-                                                -density(i), model.placements[i].start, i))
+                                                -density(model, i), model.placements[i].start, i))
     else:
         order = sorted(order, key=lambda i: model.placements[i].job not in mandatory)
     changed = True

@@ -121,7 +121,7 @@ class _Relaxation:
         """``(L(y), b - A x(y), rc)``; ``A'y`` gathers only the rows with ``y != 0``."""
         nz = np.flatnonzero(y)
         if 3 * len(nz) < self.m:
-            k = _ranges(self.row_ptr, nz)
+            k = concat_ranges(self.row_ptr, nz)
             aty = np.bincount(self.cols[k], weights=self.vals[k] * y[self.rows[k]],
                               minlength=self.n)
         else:
@@ -135,12 +135,12 @@ class _Relaxation:
         value = float(y @ self.b + best[take].sum())
         hit = np.flatnonzero((r == best[self.seg]) & take[self.seg])
         first = hit[np.r_[True, self.seg[hit[1:]] != self.seg[hit[:-1]]]] if len(hit) else hit
-        k = _ranges(self.col_ptr, self.order[first])  # A x(y) over the chosen columns only
+        k = concat_ranges(self.col_ptr, self.order[first])  # A x(y) over the chosen columns only
         ax = np.bincount(self.col_rows[k], weights=self.col_vals[k], minlength=self.m)
         return value, self.b - ax, rc
 
 
-def _ranges(ptr: np.ndarray, which: np.ndarray) -> np.ndarray:
+def concat_ranges(ptr: np.ndarray, which: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(ptr[w], ptr[w + 1])`` for ``w`` in ``which``."""
     lo, size = ptr[which], ptr[which + 1] - ptr[which]
     ends = np.cumsum(size)

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .formulation import LinearModel
+from .greedy import density
+from .lagrange import concat_ranges
 
 PRICE_EPS = 1e-9  # reduced costs above this (relative to the objective's scale) price out
 
@@ -97,12 +99,10 @@ class _Matrix:
         import numpy as np
 
         cols = np.asarray(cols, dtype=np.int64)
-        lo, hi = self.col_start[cols], self.col_start[cols + 1]
-        lengths = hi - lo
+        lengths = self.col_start[cols + 1] - self.col_start[cols]
         starts = np.zeros(len(cols), dtype=np.int32)
         np.cumsum(lengths[:-1], out=starts[1:])
-        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) \
-            if len(cols) else np.zeros(0, dtype=np.int64)
+        take = concat_ranges(self.col_start, cols)
         return starts, self.col_rows[take], self.col_vals[take]
 
 
@@ -216,11 +216,7 @@ def _initial_columns(model: LinearModel, start: list[float] | None) -> set[int]:
     """The warm start's placements and each job's two densest (value per GPU-period)."""
     cols = {i for i, v in enumerate(start or ()) if v > 0.5}
     for idx in model.by_job.values():
-        def density(i: int) -> float:
-            p = model.placements[i]
-            return model.objective[i] / max(1.0, p.gpus * p.periods)
-
-        cols.update(sorted(idx, key=lambda i: (-density(i), i))[:2])
+        cols.update(sorted(idx, key=lambda i: (-density(model, i), i))[:2])
     return cols
 
 

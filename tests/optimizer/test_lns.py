@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from gpualloc.models.generate import generate
 from gpualloc.models.validator import validate
 from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams, available_backends
@@ -21,20 +20,8 @@ pytest.importorskip("ortools")
 
 
 @pytest.fixture(scope="module")
-def instance():
-    return generate(4, 5, 60, 12, seed=3)
-
-
-@pytest.fixture(scope="module")
 def model(instance):
     return build(instance)
-
-
-@pytest.fixture(scope="module")
-def exact(instance):
-    plan = solve(instance, "cpsat", time_limit=30, strategy="exact")
-    assert plan.status.value == "optimal"
-    return plan.objective
 
 
 def test_lp_bound_is_proven(model, exact):

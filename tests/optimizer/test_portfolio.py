@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from gpualloc.models.generate import generate
 from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams
 from gpualloc.optimizer.formulation import build
@@ -21,18 +20,6 @@ pytest.importorskip("highspy")
 pytest.importorskip("ortools")
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def instance():
-    return generate(4, 5, 60, 12, seed=3)
-
-
-@pytest.fixture(scope="module")
-def exact(instance):
-    plan = solve(instance, "cpsat", time_limit=30, strategy="exact")
-    assert plan.status.value == "optimal"
-    return plan.objective
 
 
 def test_portfolio_proves_the_same_optimum(instance, exact):
