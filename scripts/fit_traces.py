@@ -2,8 +2,8 @@
 """Fit job-shape parameters from the public GPU-cluster traces, once, for the generator.
 
 Reads the traces under ``../shared/data`` (see its README) and writes
-``gpualloc/data/trace_params.json``, which ships inside the package: the instance generator
-(``gpualloc.models.generate``) reads only that JSON at run time, never the traces.
+``gpualloc/sources/data/trace_params.json``, which ships inside the package: the instance generator
+(``gpualloc.sources.generate``) reads only that JSON at run time, never the traces.
 
 What is fitted, per trace:
 
@@ -28,7 +28,7 @@ re-running the script on the same traces reproduces the committed file byte for 
 
 Usage (from the repository root)::
 
-    python scripts/fit_traces.py                      # ../shared/data -> gpualloc/data/...
+    python scripts/fit_traces.py                      # ../shared/data -> gpualloc/sources/data/...
     python scripts/fit_traces.py --data DIR --out FILE
     python scripts/fit_traces.py --check              # exit 1 if the committed file is stale
 """
@@ -49,7 +49,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-DEFAULT_OUT = ROOT / "gpualloc" / "data" / "trace_params.json"
+DEFAULT_OUT = ROOT / "gpualloc" / "sources" / "data" / "trace_params.json"
 SPAN_BINS = 24
 FORMAT_VERSION = 1
 

@@ -19,7 +19,7 @@ import pytest
 
 from gpualloc import optimizer
 from gpualloc.models import Instance, Plan, load_instance, save_instance
-from gpualloc.models.generate import generate
+from gpualloc.sources.generate import generate
 from tests.conftest import ALL_BACKENDS, check_plan
 from tests.strategies import random_instance
 

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from gpualloc import optimizer
 from gpualloc.cli import app
 from gpualloc.models import Instance, Plan, load_instance
-from gpualloc.models.generate import TIERS, generate, tier_instance, trace_params
-from gpualloc.optimizer.formulation import build
+from gpualloc.optimizer.model.formulation import build
+from gpualloc.sources.generate import TIERS, generate, tier_instance, trace_params
 from tests.conftest import check_plan
 
 SMALL = dict(clusters=3, startups=4, jobs=30, periods=8)
@@ -38,7 +38,7 @@ def medium() -> Instance:
 
 # -- fitted parameters ---------------------------------------------------------------------
 def test_trace_params_ship_in_the_package() -> None:
-    path = resources.files("gpualloc") / "data" / "trace_params.json"
+    path = resources.files("gpualloc.sources") / "data" / "trace_params.json"
     assert path.is_file()
     assert json.loads(path.read_text(encoding="utf-8")) == trace_params()
 
@@ -80,7 +80,7 @@ def test_same_seed_same_instance_other_seed_other_instance(small: Instance) -> N
 
 
 def test_same_seed_same_instance_in_another_process(small: Instance) -> None:
-    code = ("import hashlib; from gpualloc.models.generate import generate; "
+    code = ("import hashlib; from gpualloc.sources.generate import generate; "
             "print(hashlib.sha256(generate(clusters=3, startups=4, jobs=30, periods=8, "
             "seed=1).model_dump_json().encode()).hexdigest())")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -17,8 +17,9 @@ from matplotlib.patches import Rectangle
 
 from gpualloc.models import Assignment, Instance, Plan
 from gpualloc.models.metrics import plan_metrics
-from gpualloc.models.validator import objective_of, validate
-from gpualloc.plotting import (
+from gpualloc.models.rules import objective_of
+from gpualloc.models.validator import validate
+from gpualloc.present.plotting import (
     cap_series,
     gpu_offsets,
     plot_caps,
@@ -290,10 +291,10 @@ def test_plots_of_an_empty_plan(inst: Instance) -> None:
 
 def test_no_pyplot(inst: Instance, plan: Plan) -> None:
     """The library never uses pyplot (no global figure state, no display needed)."""
-    import gpualloc.plotting
-    import gpualloc.report
+    import gpualloc.present.plotting
+    import gpualloc.present.report
 
-    for module in (gpualloc.plotting, gpualloc.report):
+    for module in (gpualloc.present.plotting, gpualloc.present.report):
         source = Path(module.__file__ or "").read_text(encoding="utf-8")
         assert "pyplot" not in source.replace("never pyplot", "")
     before = "matplotlib.pyplot" in sys.modules

@@ -14,7 +14,7 @@ import pytest
 from gpualloc import optimizer
 from gpualloc.models import Instance, InstanceError, Plan, load_instance
 from gpualloc.models.validator import validate
-from gpualloc.report import (
+from gpualloc.present.report import (
     CSV_COLUMNS,
     Report,
     assignments_csv,

@@ -27,10 +27,8 @@ from .plan import (
     Plan,
     SolveStatus,
     compute_gap,
-    load_plan,
-    plan_to_dict,
-    save_plan,
 )
+from .planfile import load_plan, plan_to_dict, save_plan
 
 __all__ = [
     "BUILTIN",

@@ -13,7 +13,7 @@ from typing import Any
 
 from .instance import Instance
 from .plan import Plan
-from .validator import (
+from .rules import (
     REL_TOL,
     assignment_cost,
     assignment_value,

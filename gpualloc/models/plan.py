@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import InstanceError, Issue
 from .instance import MAX_GPUS, MAX_PERIODS
-from .io import atomic_write_text, read_mapping, validation_issues
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .instance import Instance
 
 
 class SolveStatus(StrEnum):
@@ -106,29 +101,4 @@ def compute_gap(objective: float | None, bound: float | None) -> float | None:
     return max(0.0, (bound - objective) / max(1.0, abs(bound)))
 
 
-def plan_to_dict(plan: Plan, instance: Instance | None = None) -> dict[str, Any]:
-    """The plan file content; with the instance, metrics are added as extra keys."""
-    data = plan.model_dump(mode="json")
-    if instance is not None:
-        from .metrics import plan_metrics
-
-        data["metrics"] = plan_metrics(instance, plan)
-    return data
-
-
-def save_plan(plan: Plan, path: str | Path, instance: Instance | None = None) -> None:
-    """Write a plan file (JSON) atomically."""
-    atomic_write_text(path, json.dumps(plan_to_dict(plan, instance), indent=2) + "\n")
-
-
-def load_plan(path: str | Path) -> Plan:
-    """Read a plan file, raising a located InstanceError when it is malformed."""
-    data = read_mapping(path, what="plan")
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as e:
-        raise InstanceError(validation_issues(e), str(path)) from None
-
-
-__all__ = ["Assignment", "Ineligible", "Issue", "Plan", "SolveStatus", "compute_gap",
-           "load_plan", "save_plan"]
+__all__ = ["Assignment", "Ineligible", "Plan", "SolveStatus", "compute_gap"]

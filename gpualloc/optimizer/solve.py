@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from ..models import Instance, Plan, SolveStatus, compute_gap
 from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get_backend
-from .formulation import LinearModel, build
-from .greedy import greedy_values
+from .backends.greedy import greedy_values
+from .model.formulation import LinearModel, build
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def solve(
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
     replan = None
     if previous is not None:
-        from .replan import prepare
+        from .model.replan import prepare
 
         replan = prepare(instance, model, previous, now=now, stability=stability)
         warm_start = previous if warm_start is None else warm_start
@@ -81,18 +81,18 @@ def solve(
                 return bool(getattr(outer, "stopped", False))
 
             if chosen == "lns":
-                from .lns import LnsBackend
+                from .strategies.lns import LnsBackend
 
                 engine = LnsBackend(should_stop=halted)
             else:
-                from .portfolio import PortfolioBackend
+                from .strategies.portfolio import PortfolioBackend
 
                 engine = PortfolioBackend(should_stop=halted)
         raw = engine.solve(model, replace(params, time_limit=remaining), start, progress)
     plan = _to_plan(instance, model, raw, start if start_valid else None, engine.name, params,
                     began)
     if replan is not None:
-        from .replan import finish
+        from .model.replan import finish
 
         plan = finish(replan, instance, model, plan)
     return plan
@@ -107,8 +107,8 @@ def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
     ``cpsat`` picks LNS above ``lns.LNS_THRESHOLD`` variables, the CP-SAT + HiGHS portfolio
     from ``portfolio.PORTFOLIO_MIN_VARS`` variables when there are two workers or more (one
     worker stays deterministic), and the exact backend otherwise."""
-    from .lns import LNS_THRESHOLD
-    from .portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
+    from .strategies.lns import LNS_THRESHOLD
+    from .strategies.portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
 
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")

@@ -51,7 +51,7 @@ from typer.testing import CliRunner  # noqa: E402
 from gpualloc import optimizer  # noqa: E402
 from gpualloc.cli import app  # noqa: E402
 from gpualloc.models import Instance, InstanceError, load_instance, load_plan  # noqa: E402
-from gpualloc.models.plan import plan_to_dict  # noqa: E402
+from gpualloc.models.planfile import plan_to_dict  # noqa: E402
 
 # Problems that concern the file as a whole: no location to give.
 WHOLE_FILE = ("the file is empty", "file is ", "the file holds no", "the instance must be",

@@ -11,8 +11,8 @@ import pytest
 from gpualloc import optimizer
 from gpualloc.models import InstanceError, InstanceWarning, load_instance, save_instance
 from gpualloc.models.checks import semantic_issues
-from gpualloc.models.gap import GapProblem, parse_gap, read_gap
 from gpualloc.models.validator import validate
+from gpualloc.sources.orlib_gap import GapProblem, parse_gap, read_gap
 
 HEURISTICS = {"greedy"}  # backends without a proven bound: no optimality claim expected
 GAP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "gap"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gpualloc.models import Instance, InstanceError, InstanceWarning, load_instance, save_instance
-from gpualloc.models.jobs_csv import import_jobs, parse_jobs_csv, read_jobs_csv
 from gpualloc.models.validator import validate
+from gpualloc.sources.jobs_csv import import_jobs, parse_jobs_csv, read_jobs_csv
 from tests.conftest import solve_checked
 
 BASE: dict[str, Any] = {
@@ -55,7 +55,7 @@ def problems(text: str) -> list[str]:
 
 
 def add(text: str) -> Instance:
-    from gpualloc.models.jobs_csv import add_jobs
+    from gpualloc.sources.jobs_csv import add_jobs
 
     return add_jobs(base(), parse_jobs_csv(text, "jobs.csv"))
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gpualloc.models import InstanceError
-from gpualloc.models.philly import machine_gpus, philly_instance
+from gpualloc.sources.philly import machine_gpus, philly_instance
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHILLY = SHARED / "data" / "philly"
@@ -91,7 +91,7 @@ def test_real_philly_trace() -> None:
 
 
 def test_bench_targets_from_tiers_and_philly(tmp_path: Path) -> None:
-    from gpualloc.commands.scale import bench_items
+    from gpualloc.cli.scale import bench_items
 
     path = _write(tmp_path, JOBS, MACHINES)
     items = bench_items([], False, ["medium"], path)

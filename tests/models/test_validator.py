@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from gpualloc.models import Assignment, Instance, Plan
-from gpualloc.models.validator import Violation, is_valid, objective_of, validate
+from gpualloc.models.rules import objective_of
+from gpualloc.models.validator import Violation, is_valid, validate
 
 HOURS = 10.0
 # Export classes under the default regime (oct2023): H800 is 3A090.a, H20 unrestricted.

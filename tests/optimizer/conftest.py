@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gpualloc.models import Instance
-from gpualloc.models.generate import generate
 from gpualloc.optimizer import solve
+from gpualloc.sources.generate import generate
 
 
 @pytest.fixture(scope="module")

@@ -388,7 +388,7 @@ def test_highs_solves_with_any_thread_count_in_one_process() -> None:
     # HiGHS fixes its task scheduler's thread count at the first run in a process; a later run
     # with another count returned without solving ("Not Set") until the scheduler was reset.
     pytest.importorskip("highspy")
-    from gpualloc.optimizer.lp import lp_relaxation
+    from gpualloc.optimizer.strategies.lp import lp_relaxation
 
     instance = _knapsack()
     lp_relaxation(build(instance), 10)  # a serial LP first

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from gpualloc import optimizer
+from gpualloc import analysis, optimizer
+from gpualloc.analysis import Explanation, Relaxation
 from gpualloc.models import Instance, Plan, SolveStatus
-from gpualloc.optimizer import Explanation, Relaxation
 from tests.conftest import check_plan
 
 HOURS = 10.0
@@ -41,7 +41,7 @@ def make(edit: Callable[[dict[str, Any]], object]) -> Instance:
 def explained(inst: Instance) -> Explanation:
     plan = optimizer.solve(inst, "cpsat", time_limit=10)
     assert plan.status == SolveStatus.INFEASIBLE
-    ex = optimizer.explain(inst, plan, time_limit=10)
+    ex = analysis.explain(inst, plan, time_limit=10)
     assert not ex.feasible
     return ex
 
@@ -176,7 +176,7 @@ def test_no_relaxation_helps() -> None:
 
 
 def test_explain_solves_first_and_reports_lines() -> None:
-    ex = optimizer.explain(make(lambda d: d["jobs"].extend([job("a"), job("b")])),
+    ex = analysis.explain(make(lambda d: d["jobs"].extend([job("a"), job("b")])),
                            time_limit=10)
     assert ex.plan is not None and ex.plan.status == SolveStatus.INFEASIBLE
     text = "\n".join(ex.lines())
@@ -226,7 +226,7 @@ def why_out() -> Explanation:
     check_plan(inst, plan)
     assert plan.status == SolveStatus.OPTIMAL
     assert sorted(plan.unscheduled) == ["banned", "child", "late", "nopool", "pricey", "small"]
-    return optimizer.explain(inst, plan, time_limit=10)
+    return analysis.explain(inst, plan, time_limit=10)
 
 
 def test_reason_ineligible(why_out: Explanation) -> None:
@@ -279,7 +279,7 @@ def test_every_unscheduled_job_has_a_reason(why_out: Explanation) -> None:
 
 def test_max_jobs_limits_forced_solves() -> None:
     inst = feasible()
-    ex = optimizer.explain(inst, max_jobs=1, time_limit=10)
+    ex = analysis.explain(inst, max_jobs=1, time_limit=10)
     # pricey (7) is more valuable than small (4): it is forced, small is not
     assert ex.reason("pricey").reason == "blocked"
     assert ex.reason("small").reason == "not_evaluated"
@@ -291,7 +291,7 @@ def test_a_time_limited_plan_can_leave_value_on_the_table() -> None:
     empty = Plan(instance="out", status=SolveStatus.FEASIBLE, objective=0.0,
                  unscheduled=tuple(j.id for j in inst.jobs))
     check_plan(inst, empty)
-    ex = optimizer.explain(inst, empty, time_limit=10)
+    ex = analysis.explain(inst, empty, time_limit=10)
     r = ex.reason("big")
     assert r.reason == "addable" and r.time_limited
     assert r.displaced == pytest.approx(-11.0)  # the re-solve adds big (10) and slow (1)
@@ -301,6 +301,6 @@ def test_a_time_limited_plan_can_leave_value_on_the_table() -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
-        optimizer.explain(feasible(), time_limit=0)
+        analysis.explain(feasible(), time_limit=0)
     with pytest.raises(ValueError):
-        optimizer.explain(feasible(), max_jobs=-1)
+        analysis.explain(feasible(), max_jobs=-1)

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 
 from gpualloc.models import Ineligible, Instance, load_instance
-from gpualloc.optimizer.formulation import LinearModel, Placement, Row, build, capacity_rows
+from gpualloc.optimizer.model.formulation import LinearModel, Placement, Row, build, capacity_rows
 from tests.strategies import instances
 
 PORTFOLIO = Path(__file__).resolve().parents[2] / "instances" / "portfolio.yaml"

@@ -14,11 +14,7 @@ from pathlib import Path
 import pytest
 
 from gpualloc import optimizer
-from gpualloc.models import Instance
-from gpualloc.models.gap import GapProblem, read_gap
-from gpualloc.models.validator import validate
-from gpualloc.optimizer import backends as backend_registry
-from gpualloc.optimizer.bench import (
+from gpualloc.analysis.bench import (
     BenchRow,
     bench_targets,
     known_optimum,
@@ -26,6 +22,10 @@ from gpualloc.optimizer.bench import (
     run_bench,
     write_csv,
 )
+from gpualloc.models import Instance
+from gpualloc.models.validator import validate
+from gpualloc.optimizer import backends as backend_registry
+from gpualloc.sources.orlib_gap import GapProblem, read_gap
 
 GAP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "gap"
 FILES = ("gap1", "gap2", "gap3", "gap4")

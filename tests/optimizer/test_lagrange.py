@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from gpualloc.models import Instance, SolveStatus, load_instance
 from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams, get_backend
-from gpualloc.optimizer.formulation import LinearModel, build
-from gpualloc.optimizer.greedy import greedy_values
-from gpualloc.optimizer.lagrange import lagrangian_bound, priced_order
-from gpualloc.optimizer.lp import lp_relaxation
-from gpualloc.optimizer.replan import prepare
+from gpualloc.optimizer.backends.greedy import greedy_values
+from gpualloc.optimizer.model.formulation import LinearModel, build
+from gpualloc.optimizer.model.replan import prepare
+from gpualloc.optimizer.strategies.lagrange import lagrangian_bound, priced_order
+from gpualloc.optimizer.strategies.lp import lp_relaxation
 from tests.conftest import REL_TOL
 from tests.strategies import random_instance
 

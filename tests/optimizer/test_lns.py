@@ -9,11 +9,11 @@ import pytest
 from gpualloc.models.validator import validate
 from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams, available_backends
-from gpualloc.optimizer.formulation import build
-from gpualloc.optimizer.greedy import greedy_values
-from gpualloc.optimizer.lns import LNS_THRESHOLD, lns_solve
-from gpualloc.optimizer.lp import lp_relaxation
+from gpualloc.optimizer.backends.greedy import greedy_values
+from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.solve import choose_strategy
+from gpualloc.optimizer.strategies.lns import LNS_THRESHOLD, lns_solve
+from gpualloc.optimizer.strategies.lp import lp_relaxation
 
 pytest.importorskip("highspy")
 pytest.importorskip("ortools")

@@ -7,10 +7,10 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from gpualloc.models.generate import generate
 from gpualloc.optimizer import solve
-from gpualloc.optimizer.formulation import build
-from gpualloc.optimizer.lp import LpRun, lp_relaxation
+from gpualloc.optimizer.model.formulation import build
+from gpualloc.optimizer.strategies.lp import LpRun, lp_relaxation
+from gpualloc.sources.generate import generate
 from tests.conftest import close
 from tests.optimizer.test_backends import lp_relaxation as full_lp
 from tests.strategies import instances

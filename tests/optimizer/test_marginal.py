@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from gpualloc.models import Instance
-from gpualloc.models.validator import validate
-from gpualloc.optimizer.credits import honourable_credits, solve_custom, without_credits
-from gpualloc.optimizer.marginal import (
+from gpualloc.analysis.credits import honourable_credits, solve_custom, without_credits
+from gpualloc.analysis.marginal import (
     cap_report,
     lp_relaxation_duals,
     marginal_values,
     period_ranges,
 )
-from gpualloc.optimizer.scenarios import apply
+from gpualloc.models import Instance
+from gpualloc.models.scenarios import apply
+from gpualloc.models.validator import validate
 
 
 def _job(jid: str, startup: str, value: float, acc: str, gpus: int = 8, periods: int = 1,

@@ -10,10 +10,10 @@ import pytest
 
 from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams
-from gpualloc.optimizer.formulation import build
-from gpualloc.optimizer.greedy import greedy_values
-from gpualloc.optimizer.portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
+from gpualloc.optimizer.backends.greedy import greedy_values
+from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.solve import choose_strategy
+from gpualloc.optimizer.strategies.portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
 from tests.conftest import check_plan, close
 
 pytest.importorskip("highspy")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gpualloc.models import Instance, InstanceError, load_instance
-from gpualloc.optimizer.scenarios import apply, apply_with_notes, load_scenarios
+from gpualloc.models.scenarios import apply, apply_with_notes, load_scenarios
 
 BASE: dict[str, Any] = {
     "name": "sc",

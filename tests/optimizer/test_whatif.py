@@ -9,11 +9,7 @@ from typing import Any
 
 import pytest
 
-from gpualloc.models import Instance, InstanceError
-from gpualloc.models.validator import validate
-from gpualloc.optimizer import solve
-from gpualloc.optimizer.scenarios import apply, parse_scenarios
-from gpualloc.optimizer.whatif import (
+from gpualloc.analysis.whatif import (
     comparison_rows,
     parse_sweep,
     plot_study,
@@ -23,6 +19,10 @@ from gpualloc.optimizer.whatif import (
     sweep_rows,
     write_csv,
 )
+from gpualloc.models import Instance, InstanceError
+from gpualloc.models.scenarios import apply, parse_scenarios
+from gpualloc.models.validator import validate
+from gpualloc.optimizer import solve
 from tests.strategies import random_instance
 
 BASE: dict[str, Any] = {

@@ -23,7 +23,7 @@ _REGISTRY: dict[str, Callable[[], Backend]] = {
 
 
 def _greedy() -> Backend:
-    from ..greedy import GreedyBackend
+    from .greedy import GreedyBackend
 
     return GreedyBackend()
 

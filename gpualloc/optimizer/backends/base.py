@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ..formulation import LinearModel
+from ..model.formulation import LinearModel
 
 RawStatus = Literal["optimal", "feasible", "infeasible", "unknown"]
 

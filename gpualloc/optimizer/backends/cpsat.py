@@ -14,7 +14,7 @@ import math
 import threading
 import time
 
-from ..formulation import LinearModel, Row
+from ..model.formulation import LinearModel, Row
 from .base import BackendResult, Progress, ProgressCallback, SolveParams
 
 _MAX_INT = 2**62

@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from ..formulation import LinearModel
+from ..model.formulation import LinearModel
 from .base import BackendResult, ProgressCallback, SolveParams
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,5 @@
+"""``python -m gpualloc``."""
+
+from .cli import main
+
+main()

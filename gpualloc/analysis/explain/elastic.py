@@ -1,0 +1,260 @@
+"""The elastic model of an infeasible instance and the smallest relaxation read from it.
+
+The neutral ``LinearModel`` of the instance (pools uncapped so that placements removed only for
+capacity come back) gets a nonnegative continuous slack ``s_r`` on every capacity, cap, share
+and credit row (``lhs - s_r <= rhs``) and a continuous ``drop_j`` on every mandatory assignment
+row (``sum x + drop_j == 1``). It is solved lexicographically with PuLP (HiGHS, else CBC): first
+the number of dropped mandatory jobs, then the total **normalised slack** ``sum s_r / scale_r``
+where ``scale_r`` is the row's right-hand side or its largest single coefficient, whichever is
+larger: GPUs over the pool's capacity in that period, TPP / GPUs / GPU-hours over the cap's
+limit, credits over the start-up's credits. A relaxation is thus measured as a fraction of the
+limit it relaxes, which makes GPUs, TPP, GPU-hours and credits comparable. The amounts reported
+are exact: recomputed from the chosen placements (``max(0, lhs - rhs)`` per row), not read
+from the solver's slack.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ...models import Instance
+from ...optimizer.model.formulation import LinearModel, build, capacity_rows
+from .explanation import _TOL, Relaxation
+
+
+@dataclass
+class _Elastic:
+    """The elastic model's solution: chosen placements and the excess of every soft row."""
+
+    model: LinearModel
+    values: list[float]
+    excess: dict[int, float]  # row index -> exact max(0, lhs - rhs)
+    capacity: dict[int, tuple[str, str, int, int]]  # row -> cluster, accelerator, t, capacity
+    dropped: list[str]
+    time_limited: bool
+    solver: str
+
+
+def _uncapped(instance: Instance) -> Instance:
+    """The instance with every pool as large as the largest option (no capacity removal)."""
+    biggest = max((o.gpus for j in instance.jobs for o in j.options), default=1)
+    data = instance.model_dump(by_alias=True)
+    for c in data["clusters"]:
+        for p in c["pools"]:
+            p["gpus"] = max(biggest, p["gpus"], *(ch["gpus"] for ch in p["capacity"]))
+            p["capacity"] = []
+    return Instance.model_validate(data)
+
+
+def _elastic(instance: Instance, time_limit: float) -> _Elastic:
+    model = build(_uncapped(instance))
+    model.rows = [r for r in model.rows if r.kind != "capacity"]
+    capacity: dict[int, tuple[str, str, int, int]] = {}
+    for row in capacity_rows(model, instance):  # the real pools over the uncapped placements
+        cluster, accelerator, t = row.key
+        capacity[len(model.rows)] = (str(cluster), str(accelerator), int(t), int(row.rhs))
+        model.rows.append(row)
+    soft = [k for k, r in enumerate(model.rows) if r.kind in ("capacity", "cap", "credits")]
+    # One slack per relaxable quantity: a pool in one period, a cap's limit (shared by all its
+    # windows), a share row, a start-up's credits.
+    groups: dict[str, list[int]] = defaultdict(list)
+    for k in soft:
+        name = model.rows[k].name
+        groups[f"cap[{_parse(name)[0]}]" if name.startswith("cap[") else name].append(k)
+    drops = [k for k, r in enumerate(model.rows) if r.kind == "assign" and r.sense == "=="]
+    values, time_limited, solver = _solve_elastic(model, list(groups.values()), drops,
+                                                  time_limit)
+    excess = {}
+    for k in soft:
+        row = model.rows[k]
+        lhs = math.fsum(c * values[v] for v, c in zip(row.vars, row.coefs, strict=True))
+        if lhs > row.rhs + _TOL * max(1.0, abs(row.rhs)):
+            excess[k] = lhs - row.rhs
+    dropped = [model.rows[k].name[len("assign["):-1] for k in drops
+               if sum(values[v] for v in model.rows[k].vars) < 0.5]
+    return _Elastic(model, values, excess, capacity, dropped, time_limited, solver)
+
+
+def _solve_elastic(model: LinearModel, groups: list[list[int]], drops: list[int],
+                   time_limit: float) -> tuple[list[float], bool, str]:
+    """Lexicographic: fewest dropped mandatory jobs, then least normalised slack.
+
+    Each group of rows shares one slack variable. A small private PuLP adapter (binaries plus
+    continuous slack), HiGHS if present, else CBC.
+    """
+    import pulp
+
+    began = time.perf_counter()
+    prob = pulp.LpProblem("elastic", pulp.LpMinimize)
+    x = [prob.add_variable(f"x{i}", cat=pulp.LpBinary) for i in range(model.num_vars)]
+    slack_of = {k: g for g, rows in enumerate(groups) for k in rows}
+    slack = [prob.add_variable(f"s{g}", lowBound=0) for g in range(len(groups))]
+    drop = {k: prob.add_variable(f"d{k}", lowBound=0, upBound=1) for k in drops}
+    senses = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
+    for k, row in enumerate(model.rows):
+        terms = [(x[i], c) for i, c in zip(row.vars, row.coefs, strict=True)]
+        if k in slack_of:
+            terms.append((slack[slack_of[k]], -1.0))
+        if k in drop:
+            terms.append((drop[k], 1.0))
+        prob.addConstraint(pulp.LpConstraint(pulp.LpAffineExpression(terms), senses[row.sense],
+                                             f"r{k}", row.rhs))
+    weights = [1.0 / max(1e-9, *(abs(model.rows[k].rhs) for k in rows),
+                         *(abs(c) for k in rows for c in model.rows[k].coefs))
+               for rows in groups]
+    time_limited = False
+    solver_name = ""
+    phases = []
+    if drop:
+        phases.append(("drops", pulp.lpSum(drop.values())))
+    if slack:
+        phases.append(("slack", pulp.lpSum(w * v for w, v in zip(weights, slack, strict=True))))
+    for n, (phase, objective) in enumerate(phases):
+        prob.setObjective(objective)
+        left = max(0.2, time_limit - (time.perf_counter() - began)) / (len(phases) - n)
+        limited, solver_name = _run(prob, left)
+        time_limited |= limited
+        if phase == "drops" and slack:
+            best = sum(v.varValue or 0.0 for v in drop.values())
+            prob.addConstraint(pulp.lpSum(drop.values()) <= round(best) + 1e-6, "fewest_drops")
+    values = [1.0 if (v.varValue or 0.0) > 0.5 else 0.0 for v in x] if phases else \
+        [0.0] * model.num_vars
+    return values, time_limited, solver_name
+
+
+def _run(prob: Any, time_limit: float) -> tuple[bool, str]:
+    """Solve ``prob`` with HiGHS (through highspy) or CBC; return (time-limited, solver)."""
+    import pulp
+
+    began = time.perf_counter()
+    try:
+        import highspy  # noqa: F401
+
+        from ...optimizer.backends.mip import _swallow_highs_banner, pulp_highs
+
+        if not pulp.HiGHS(msg=False).available():
+            raise ImportError("HiGHS unavailable")
+        _swallow_highs_banner()
+        solver = pulp_highs(1, msg=False, timeLimit=time_limit, gapRel=1e-9)
+        prob.solve(solver)
+        status = prob.solverModel.modelStatusToString(prob.solverModel.getModelStatus())
+        return "time limit" in status.lower(), "highs"
+    except ImportError:
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, math.ceil(time_limit)),
+                                   gapRel=1e-9)
+        prob.solve(solver)
+        return time.perf_counter() - began >= 0.95 * max(1, math.ceil(time_limit)), "cbc"
+
+
+def _parse(name: str) -> tuple[str, str]:
+    """``cap[id,label]`` -> (id, label); ``credits[id]`` -> (id, '')."""
+    inner = name[name.index("[") + 1:-1]
+    if name.startswith("credits["):
+        return inner, ""
+    ident, _, label = inner.rpartition(",")
+    return ident, label
+
+
+def _span(label: str) -> tuple[int, int]:
+    first, _, last = label.partition("-")
+    return int(first), int(last or first)
+
+
+def _relax(instance: Instance, el: _Elastic,
+           data: dict[str, Any]) -> tuple[list[Relaxation], dict[str, Any]]:
+    """Relaxations from the elastic solution, and the relaxed instance data."""
+    out: list[Relaxation] = []
+    model = el.model
+    # Capacity: exact extra GPUs per pool and period, grouped into ranges of equal need.
+    extra: dict[tuple[str, str], dict[int, tuple[int, int]]] = defaultdict(dict)
+    for k, amount in el.excess.items():
+        if k in el.capacity:
+            cid, acc, t, cap = el.capacity[k]
+            extra[(cid, acc)][t] = (math.ceil(amount - _TOL), cap)
+    for (cid, acc), per in sorted(extra.items()):
+        ts = sorted(per)
+        first = ts[0]
+        for n, t in enumerate(ts):
+            last = n + 1 == len(ts) or ts[n + 1] != t + 1 or per[ts[n + 1]] != per[t]
+            if last:
+                gpus, cap = per[t]
+                out.append(Relaxation("capacity", f"{cid}/{acc}", float(gpus), "GPUs",
+                                      float(cap), float(cap + gpus), (first, t)))
+                if n + 1 < len(ts):
+                    first = ts[n + 1]
+        ci = next(i for i, c in enumerate(instance.clusters) if c.id == cid)
+        pool = instance.clusters[ci].pool(acc)
+        assert pool is not None
+        pi = next(i for i, p in enumerate(instance.clusters[ci].pools) if p.accelerator == acc)
+        new = [pool.gpus_at(t) + per.get(t, (0, 0))[0]
+               for t in range(instance.horizon.periods)]
+        pd = data["clusters"][ci]["pools"][pi]
+        pd["gpus"] = new[0]
+        pd["capacity"] = [{"from": t, "gpus": new[t]} for t in range(1, len(new))
+                          if new[t] != new[t - 1]]
+
+    # Caps: one limit per cap, raised by its largest window excess.
+    caps = {c.id: (k, c) for k, c in enumerate(instance.caps)}
+    cap_excess: dict[str, list[tuple[tuple[int, int], float]]] = defaultdict(list)
+    share_windows: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for k, amount in el.excess.items():
+        row = model.rows[k]
+        if row.kind != "cap":
+            continue
+        ident, label = _parse(row.name)
+        if row.name.startswith("share["):
+            share_windows[ident].append(_span(label))
+        else:
+            cap_excess[ident].append((_span(label), amount))
+    for ident, windows in cap_excess.items():
+        k, cap = caps[ident]
+        assert cap.limit is not None
+        amount = max(a for _, a in windows)
+        periods = (min(w[0] for w, _ in windows), max(w[1] for w, _ in windows))
+        out.append(Relaxation("cap", ident, amount, cap.metric, cap.limit, cap.limit + amount,
+                              periods))
+        data["caps"][k]["limit"] = cap.limit + amount
+    if share_windows:
+        from ...models.rules import cap_use
+
+        chosen = model.decode(el.values)
+        for ident, windows in share_windows.items():
+            k, cap = caps[ident]
+            assert cap.fraction is not None
+            use, share = cap_use(instance, cap, chosen)
+            assert share is not None
+            need = cap.fraction
+            for first, last in windows:
+                u = math.fsum(use[first:last + 1])
+                s = math.fsum(share[first:last + 1])
+                need = max(need, u / s if s > 0 else math.inf)
+            periods = (min(w[0] for w in windows), max(w[1] for w in windows))
+            if need <= 1.0:
+                out.append(Relaxation("share", ident, need - cap.fraction, "fraction",
+                                      cap.fraction, need, periods))
+                data["caps"][k]["fraction"] = need
+            else:
+                out.append(Relaxation("share", ident, 1.0 - cap.fraction, "fraction",
+                                      cap.fraction, None, periods))
+                data["caps"][k]["share_of"] = None
+                data["caps"][k]["fraction"] = None
+                if cap.limit is None:
+                    data["caps"][k]["limit"] = 1e18
+
+    # Credits.
+    startups = {s.id: k for k, s in enumerate(instance.startups)}
+    for k, amount in el.excess.items():
+        row = model.rows[k]
+        if row.kind != "credits":
+            continue
+        sid, _ = _parse(row.name)
+        s = instance.startups[startups[sid]]
+        assert s.credits is not None
+        out.append(Relaxation("credits", sid, amount, "credits", s.credits,
+                              s.credits + amount))
+        data["startups"][startups[sid]]["credits"] = s.credits + amount
+    return out, data

@@ -1,0 +1,164 @@
+"""The result of ``explain``: ``Explanation`` and the conflicts, relaxations and per-job
+reasons it holds, with the number formatting they share."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ...models import Instance, Plan
+
+_TOL = 1e-6
+
+RequirementKind = Literal["mandatory", "dependency", "window", "placement", "capacity", "cap",
+                          "share", "credits"]
+RelaxationKind = Literal["deadline", "capacity", "cap", "share", "credits"]
+ReasonKind = Literal["ineligible", "no_fit", "predecessor", "displaces", "blocked", "addable",
+                     "not_evaluated"]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One of the conflicting requirements of an infeasible instance."""
+
+    kind: RequirementKind
+    name: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """Raise ``target`` by ``amount`` ``unit`` (from ``before`` to ``after``) in ``periods``."""
+
+    kind: RelaxationKind
+    target: str
+    amount: float
+    unit: str
+    before: float | None = None
+    after: float | None = None
+    periods: tuple[int, int] | None = None
+
+    def __str__(self) -> str:
+        when = ""
+        if self.periods is not None:
+            a, b = self.periods
+            when = f" in period {a}" if a == b else f" in periods {a}-{b}"
+        what = {"deadline": f"deadline of job {self.target}",
+                "capacity": f"pool {self.target}",
+                "cap": f"cap {self.target}",
+                "share": f"share fraction of cap {self.target}",
+                "credits": f"credits of start-up {self.target}"}[self.kind]
+        after = "no share limit" if self.kind == "share" and self.after is None \
+            else _num(self.after)
+        return (f"{what}: +{_num(self.amount)} {self.unit}{when} "
+                f"({_num(self.before)} -> {after})")
+
+
+@dataclass(frozen=True)
+class JobReason:
+    """Why an unscheduled job is out of the plan."""
+
+    job: str
+    reason: ReasonKind
+    detail: str
+    value: float  # the job's best weighted option value
+    displaced: float | None = None  # base objective minus objective with the job forced in
+    forced: dict[str, Any] | None = None  # where the forced re-solve put it
+    blocking: tuple[str, ...] = ()
+    binding: tuple[str, ...] = ()
+    displaced_jobs: tuple[str, ...] = ()
+    time_limited: bool = False
+
+    def __str__(self) -> str:
+        text = f"{self.job} ({self.reason}): {self.detail}"
+        return text + (" [time-limited solve]" if self.time_limited else "")
+
+
+@dataclass
+class Explanation:
+    """The result of ``explain``: conflicts and relaxations, or reasons per unscheduled job."""
+
+    instance: str
+    feasible: bool
+    plan: Plan | None = None
+    conflicts: list[Requirement] = field(default_factory=list)
+    relaxations: list[Relaxation] = field(default_factory=list)
+    relaxed_instance: Instance | None = None
+    verified: bool | None = None
+    verification: str = ""
+    jobs: list[JobReason] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    time_limited: bool = False
+
+    def reason(self, job: str) -> JobReason | None:
+        return next((r for r in self.jobs if r.job == job), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (no plan or relaxed instance objects; the plan's status and objective)."""
+        return {
+            "instance": self.instance,
+            "feasible": self.feasible,
+            "plan": None if self.plan is None else {
+                "status": self.plan.status.value, "objective": self.plan.objective,
+                "unscheduled": list(self.plan.unscheduled)},
+            "conflicts": [asdict(c) for c in self.conflicts],
+            "relaxations": [{**asdict(r), "periods": list(r.periods) if r.periods else None}
+                            for r in self.relaxations],
+            "verified": self.verified,
+            "verification": self.verification,
+            "jobs": [{**asdict(r), "blocking": list(r.blocking), "binding": list(r.binding),
+                      "displaced_jobs": list(r.displaced_jobs)} for r in self.jobs],
+            "notes": list(self.notes),
+            "time_limited": self.time_limited,
+        }
+
+    def lines(self) -> list[str]:
+        """A human-readable report, one line per item."""
+        out = []
+        if not self.feasible:
+            out.append(f"{self.instance}: infeasible")
+            if self.conflicts:
+                out.append("conflicting requirements:")
+                out.extend(f"  {c}" for c in self.conflicts)
+            if self.relaxations:
+                out.append("smallest relaxation that makes it feasible:")
+                out.extend(f"  {r}" for r in self.relaxations)
+            if self.verification:
+                out.append(f"check: {self.verification}")
+        else:
+            status = self.plan.status.value if self.plan else "feasible"
+            objective = self.plan.objective if self.plan else None
+            out.append(f"{self.instance}: {status}, objective {_num(objective)}, "
+                       f"{len(self.jobs)} unscheduled job(s)")
+            for r in self.jobs:
+                out.append(f"  {r}")
+                if r.blocking:
+                    out.append(f"    blocking: {', '.join(r.blocking)}")
+                if r.binding:
+                    out.append(f"    binding when forced in: {', '.join(r.binding)}")
+        out.extend(f"note: {n}" for n in self.notes)
+        return out
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.6g}"
+
+
+def _ranges(ts: list[int]) -> str:
+    parts = []
+    start = prev = ts[0]
+    for t in [*ts[1:], None]:
+        if t is not None and t == prev + 1:
+            prev = t
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if t is not None:
+            start = prev = t
+    return ", ".join(parts)

@@ -1,0 +1,232 @@
+"""Why an instance is infeasible: the conflicting requirements and the smallest relaxation.
+
+Infeasibility always comes from mandatory jobs (a plan without them satisfies every other
+rule), so the explanation names the mandatory jobs (and the jobs they need to run first)
+together with the limits they cannot share. It works in two steps:
+
+1. *Windows and dependency chains*, structurally: the earliest end of every required job is
+   its release (or the latest earliest end of its dependencies) plus its shortest option that
+   some allowed cluster can run. A job whose earliest end is past its deadline has a window
+   that is too tight or a dependency chain that is too long (named, e.g. ``a -> b -> c``); the
+   relaxation is the smallest later deadline (the earliest end). A required job with no option
+   any allowed cluster can run cannot be relaxed this way and is named as such.
+2. *Capacity, caps and credits*, with the elastic model (``elastic.py``) of the instance with
+   the deadlines of step 1 relaxed; mandatory jobs it drops are those step 1 names.
+
+The relaxation is checked by building the relaxed instance (deadlines moved; pool capacity
+raised in exactly the periods that need it, via capacity changes; cap limits raised by the
+largest window excess; share fractions raised; credits raised) and solving it with
+``optimizer.solve``; ``Explanation.verified`` reports whether that plan is feasible and valid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import networkx as nx
+
+from ...models import Instance, InstanceError, Job
+from ...models.validator import validate
+from ...optimizer.backends import Backend
+from .chains import _graph, _runnable, _Timing
+from .elastic import _Elastic, _elastic, _parse, _relax
+from .explanation import Explanation, Relaxation, Requirement, RequirementKind, _num, _ranges
+
+
+def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
+                        seed: int) -> Explanation:
+    from ...optimizer.solve import solve
+
+    began = time.perf_counter()
+    ex = Explanation(instance=instance.name, feasible=False)
+    graph = _graph(instance)
+    mandatory = [j.id for j in instance.jobs if j.mandatory]
+    required = set(mandatory)
+    for m in mandatory:
+        required |= nx.ancestors(graph, m)
+    dependants: dict[str, list[str]] = defaultdict(list)
+    for m in mandatory:
+        for a in nx.ancestors(graph, m):
+            dependants[a].append(m)
+
+    # Step 1: windows and chains, with deadlines relaxed as the propagation goes.
+    horizon = instance.horizon.periods
+    deadlines: dict[str, int] = {}
+    timing = _Timing({}, {}, {}, {}, {})
+    unfixable = False
+    named: set[str] = set()
+    for jid in nx.topological_sort(graph):
+        if jid not in required:
+            continue
+        job = instance.job_by_id[jid]
+        usable, why, _ = _runnable(instance, job)
+        timing.usable[jid], timing.why[jid] = usable, why
+        timing.critical[jid] = None
+        start: int | None = job.release
+        for dep in job.after:
+            end = timing.end.get(dep)
+            if end is None:
+                start = None
+                break
+            if end > start:
+                start, timing.critical[jid] = end, dep
+        if not usable:
+            timing.end[jid] = None
+            unfixable = True
+            ex.conflicts.append(Requirement("placement", jid, _role(jid, job, dependants)
+                                            + " has no option any allowed cluster can run: "
+                                            + "; ".join(why)))
+            named.add(jid)
+            continue
+        if start is None:
+            timing.end[jid] = None
+            continue
+        shortest = min(usable.values())
+        end = start + shortest
+        timing.end[jid] = end
+        deadline = instance.deadline(job)
+        if end <= deadline:
+            continue
+        chain = timing.chain(jid)
+        if len(chain) == 1:
+            kind: RequirementKind = "window"
+            detail = (f"{_role(jid, job, dependants)}: its shortest runnable option takes "
+                      f"{shortest} periods, its window [{job.release}, {deadline}) has "
+                      f"{deadline - job.release}")
+        else:
+            kind = "dependency"
+            spans = " + ".join(str(min(timing.usable[c].values())) for c in chain)
+            first = instance.job_by_id[chain[0]]
+            detail = (f"chain {' -> '.join(chain)} takes at least {spans} periods from "
+                      f"release {first.release} of {chain[0]}, ending at {end} > deadline "
+                      f"{deadline} of {jid}")
+        ex.conflicts.append(Requirement(kind, jid, detail))
+        named.update(chain)
+        if end > horizon:
+            unfixable = True
+            ex.notes.append(f"job {jid} cannot end before period {end}, past the horizon "
+                            f"({horizon}): no deadline relaxation fits")
+            continue
+        deadlines[jid] = end
+        ex.relaxations.append(Relaxation("deadline", jid, float(end - deadline), "periods",
+                                         float(deadline), float(end)))
+    for jid in sorted(named - {c.name for c in ex.conflicts}, key=_order(instance)):
+        job = instance.job_by_id[jid]
+        ex.conflicts.append(Requirement("mandatory" if job.mandatory else "dependency", jid,
+                                        _role(jid, job, dependants)))
+
+    data = instance.model_dump(by_alias=True)
+    for k, job in enumerate(instance.jobs):
+        if job.id in deadlines:
+            data["jobs"][k]["deadline"] = deadlines[job.id]
+    relaxed = Instance.model_validate(data) if deadlines else instance
+
+    # Step 2: the elastic model for capacity, caps, shares and credits.
+    remaining = max(0.5, time_limit - (time.perf_counter() - began))
+    elastic = _elastic(relaxed, remaining)
+    ex.time_limited = elastic.time_limited
+    if elastic.time_limited:
+        ex.notes.append("the elastic model hit its time limit: the relaxation may not be "
+                        "the smallest")
+    relaxations, data = _relax(relaxed, elastic, data)
+    ex.relaxations.extend(relaxations)
+    ex.conflicts.extend(_conflicts(relaxed, elastic, dependants, named))
+    if not ex.conflicts and not ex.relaxations:
+        ex.notes.append("no conflict found: the elastic model is feasible without relaxing "
+                        "anything")
+
+    # Check: the relaxed instance must be feasible.
+    if unfixable:
+        ex.verified = False
+        ex.verification = ("not checked: some required job cannot run under any relaxation "
+                           "of deadlines, capacity, caps or credits")
+        return ex
+    try:
+        final = Instance.model_validate(data)
+    except (InstanceError, ValueError) as e:  # reported, never raised
+        ex.verified = False
+        ex.verification = f"could not build the relaxed instance: {e}"
+        return ex
+    ex.relaxed_instance = final
+    remaining = max(1.0, time_limit - (time.perf_counter() - began))
+    check = solve(final, engine, time_limit=remaining, seed=seed)
+    violations = validate(final, check) if check.is_feasible else []
+    ex.verified = check.is_feasible and not violations
+    if ex.verified:
+        ex.verification = (f"the relaxed instance solves {check.status.value} with "
+                           f"{check.backend} (objective {_num(check.objective)}) and the plan "
+                           "passes the validator")
+    elif check.is_feasible:
+        ex.verification = f"the relaxed instance's plan breaks {violations[0]}"
+    else:
+        ex.verification = (f"the relaxed instance is still {check.status.value} with "
+                           f"{check.backend}")
+    return ex
+
+
+def _order(instance: Instance) -> Callable[[str], int]:
+    index = {j.id: k for k, j in enumerate(instance.jobs)}
+    return lambda jid: index.get(jid, 0)
+
+
+def _role(jid: str, job: Job, dependants: dict[str, list[str]]) -> str:
+    if job.mandatory:
+        return f"mandatory job {jid}"
+    who = ", ".join(sorted(dependants.get(jid, [])))
+    return f"job {jid} (must run: mandatory {who} comes after it)"
+
+
+def _conflicts(instance: Instance, el: _Elastic, dependants: dict[str, list[str]],
+               named: set[str]) -> list[Requirement]:
+    """The relaxed limits, and the required jobs whose placements meet in them."""
+    out: list[Requirement] = []
+    model = el.model
+    jobs: set[str] = set()
+    seen: set[str] = set()
+    for k in sorted(el.excess):
+        row = model.rows[k]
+        for v, c in zip(row.vars, row.coefs, strict=True):
+            if el.values[v] > 0.5 and c > 0:
+                jobs.add(model.placements[v].job)
+        if k in el.capacity:
+            cid, acc, _, _ = el.capacity[k]
+            key = f"capacity[{cid},{acc}]"
+            if key not in seen:
+                seen.add(key)
+                ts = sorted(el.capacity[j][2] for j in el.excess
+                            if j in el.capacity and el.capacity[j][:2] == (cid, acc))
+                caps = sorted({el.capacity[j][3] for j in el.excess
+                               if j in el.capacity and el.capacity[j][:2] == (cid, acc)})
+                out.append(Requirement("capacity", key, f"pool {cid}/{acc} has "
+                                       f"{'/'.join(map(str, caps))} GPUs in periods "
+                                       f"{_ranges(ts)}"))
+            continue
+        ident, _ = _parse(row.name)
+        if row.kind == "credits":
+            s = instance.startup_by_id[ident]
+            out.append(Requirement("credits", row.name, f"start-up {ident} holds "
+                                   f"{_num(s.credits)} credits"))
+            continue
+        cap = next(c for c in instance.caps if c.id == ident)
+        key = f"{'share' if row.name.startswith('share[') else 'cap'}[{ident}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        if key.startswith("share"):
+            out.append(Requirement("share", key, f"cap {ident}: {cap.metric} at most "
+                                   f"{cap.fraction:g} of its share_of scope per {cap.per}"))
+        else:
+            out.append(Requirement("cap", key, f"cap {ident}: {cap.metric} at most "
+                                   f"{_num(cap.limit)} per {cap.per}"))
+    for jid in sorted(jobs - named, key=_order(instance)):
+        job = instance.job_by_id[jid]
+        if job.mandatory or jid in dependants:
+            a = next(p for v, p in enumerate(model.placements)
+                     if el.values[v] > 0.5 and p.job == jid)
+            kind: RequirementKind = "mandatory" if job.mandatory else "dependency"
+            out.append(Requirement(kind, jid, f"{_role(jid, job, dependants)} needs "
+                                   f"{a.gpus} {a.accelerator} GPUs for {a.periods} periods "
+                                   f"(e.g. on {a.cluster}, periods {a.start}-{a.end - 1})"))
+    return out

@@ -1,0 +1,235 @@
+"""Why each unscheduled job of a feasible plan is out of it.
+
+Every unscheduled job gets a reason: ``ineligible`` (export rules bar every pool that could run
+it), ``no_fit`` (no option fits its window on a pool that can run it), ``predecessor`` (a job
+it comes after cannot run, or the chain cannot end by its deadline), or, from a re-solve with
+the job forced in (warm-started from the plan, short time limit): ``displaces`` (running it
+costs ``displaced`` objective value; ``blocking`` names the pools/periods, caps and credits its
+forced placement would overflow in the base plan, ``binding`` those tight in the forced plan,
+``displaced_jobs`` the jobs that make room), ``blocked`` (it cannot run at all without breaking
+a mandatory job or a hard limit; ``blocking`` names them, from the elastic model) or
+``addable`` (forcing it in costs nothing: a time-limited plan left value on the table). Only
+the ``max_jobs`` most valuable unscheduled jobs are forced (``not_evaluated`` for the rest);
+``time_limited`` marks reasons that come from a solve stopped by its time limit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import networkx as nx
+
+from ...models import Assignment, Instance, Job, Plan, SolveStatus
+from ...models.metrics import plan_metrics
+from ...optimizer.backends import Backend, SolveParams
+from ...optimizer.model.formulation import LinearModel, Row, build
+from .chains import _graph, _Timing, _timing
+from .elastic import _elastic, _parse, _relax, _span
+from .explanation import _TOL, Explanation, JobReason, ReasonKind, _num, _ranges
+
+
+def _best_value(instance: Instance, job: Job) -> float:
+    weight = instance.startup_by_id[job.startup].weight
+    return weight * max((job.option_value(o) for o in job.options), default=0.0)
+
+
+def _explain_feasible(instance: Instance, plan: Plan, engine: Backend, max_jobs: int,
+                      job_time_limit: float, seed: int) -> Explanation:
+    ex = Explanation(instance=instance.name, feasible=True, plan=plan)
+    model = build(instance)
+    graph = _graph(instance)
+    timing = _timing(instance, graph)
+    base_values = model.encode(list(plan.assignments))
+    base_obj = model.objective_value(base_values)
+    if model.check(base_values) or len([a for a in plan.assignments
+                                        if a.job in instance.job_by_id]) != \
+            int(sum(base_values)):
+        ex.notes.append("the plan does not fit this instance's model exactly; reasons are "
+                        "relative to the part of it that does")
+    base_limited = plan.status != SolveStatus.OPTIMAL
+    if base_limited:
+        ex.notes.append(f"the plan is {plan.status.value}, not proven optimal: displaced "
+                        "values are relative to it")
+
+    unscheduled = [instance.job_by_id[j] for j in plan.unscheduled if j in instance.job_by_id]
+    structural: dict[str, JobReason] = {}
+    for job in unscheduled:
+        r = _structural(instance, model, timing, job)
+        if r is not None:
+            structural[job.id] = r
+    forced = sorted((j for j in unscheduled if j.id not in structural),
+                    key=lambda j: -_best_value(instance, j))
+    evaluated: dict[str, JobReason] = {}
+    for job in forced[:max_jobs]:
+        needs = {job.id} | nx.ancestors(graph, job.id)
+        evaluated[job.id] = _force(instance, model, engine, job, plan, base_values, base_obj,
+                                   needs, base_limited, job_time_limit, seed)
+    for job in unscheduled:
+        r = structural.get(job.id) or evaluated.get(job.id)
+        if r is None:
+            r = JobReason(job.id, "not_evaluated", f"not among the {max_jobs} most valuable "
+                          "unscheduled jobs forced in (raise max_jobs)",
+                          _best_value(instance, job))
+        ex.jobs.append(r)
+    ex.time_limited = base_limited or any(r.time_limited for r in ex.jobs)
+    return ex
+
+
+def _structural(instance: Instance, model: LinearModel, timing: _Timing,
+                job: Job) -> JobReason | None:
+    """Reasons that need no solve: ineligible, no fit, predecessor out or chain too long."""
+    value = _best_value(instance, job)
+    if not timing.usable[job.id]:
+        kind: ReasonKind = "ineligible" if timing.barred[job.id] else "no_fit"
+        head = ("export rules bar every pool that could run it" if kind == "ineligible"
+                else "no allowed cluster can run any of its options")
+        return JobReason(job.id, kind, f"{head}: {'; '.join(timing.why[job.id])}", value)
+    for dep in job.after:
+        if timing.end.get(dep) is None or dep in timing.late:
+            return JobReason(job.id, "predecessor", f"it comes after {dep}, which can never "
+                             "run", value)
+    deadline = instance.deadline(job)
+    end = timing.end[job.id]
+    assert end is not None
+    if end > deadline:
+        chain = timing.chain(job.id)
+        if len(chain) == 1:
+            return JobReason(job.id, "no_fit", f"no runnable option fits its window "
+                             f"[{job.release}, {deadline})", value)
+        return JobReason(job.id, "predecessor", f"the chain {' -> '.join(chain)} cannot end "
+                         f"before period {end}, after its deadline {deadline}", value)
+    if not model.by_job[job.id]:
+        return JobReason(job.id, "no_fit", f"no pool that can run its options has enough "
+                         f"GPUs at any start in its window [{job.release}, {deadline})",
+                         value)
+    return None
+
+
+def _force(instance: Instance, model: LinearModel, engine: Backend, job: Job, plan: Plan,
+           base_values: list[float], base_obj: float, needs: set[str], base_limited: bool,
+           time_limit: float, seed: int) -> JobReason:
+    """Re-solve with ``job`` forced in; compare with the base plan.
+
+    ``blocking`` are the limits that the placements of the job and of the predecessors it
+    needs (``needs``, those not in the base plan) would overflow if added to the base plan.
+    """
+    value = _best_value(instance, job)
+    idx = model.by_job[job.id]
+    # Named like a mandatory assignment row, which is what it is for the re-solve.
+    model.rows.append(Row("assign", f"assign[{job.id}]", list(idx), [1.0] * len(idx), "==",
+                          1.0))
+    try:
+        raw = engine.solve(model, SolveParams(time_limit=time_limit, seed=seed), base_values)
+    finally:
+        model.rows.pop()
+    limited = base_limited or raw.status != "optimal"
+    outs = [d for d in job.after if plan.assignment(d) is None]
+    pre = f"(its predecessor(s) {', '.join(outs)} are out too) " if outs else ""
+    if raw.values is None:
+        blocking = _blocking_elastic(instance, job, time_limit)
+        if raw.status == "infeasible":
+            detail = f"it cannot run {pre}without breaking a mandatory job or a hard limit"
+            return JobReason(job.id, "blocked", detail, value, blocking=blocking,
+                             time_limited=base_limited)
+        return JobReason(job.id, "blocked", f"no plan with it {pre}found in "
+                         f"{time_limit:g}s", value, blocking=blocking, time_limited=True)
+    forced_obj = model.objective_value(raw.values)
+    displaced = base_obj - forced_obj
+    assignments = model.decode(raw.values)
+    forced_plan = Plan(instance=instance.name, status=SolveStatus.FEASIBLE,
+                       objective=forced_obj, assignments=tuple(assignments),
+                       unscheduled=tuple(j.id for j in instance.jobs
+                                         if all(a.job != j.id for a in assignments)))
+    mine = next(a for a in assignments if a.job == job.id)
+    base_jobs = {a.job: a for a in plan.assignments}
+    forced_jobs = {a.job: a for a in assignments}
+    gone = tuple(j for j in base_jobs if j not in forced_jobs)
+    new_vars = [i for i, v in enumerate(raw.values) if v > 0.5 and base_values[i] < 0.5
+                and model.placements[i].job in needs and model.placements[i].job not in base_jobs]
+    blocking = _overflow(model, base_values, new_vars)
+    binding = _binding(instance, plan_metrics(instance, forced_plan), mine)
+    where = {"cluster": mine.cluster, "accelerator": mine.accelerator, "gpus": mine.gpus,
+             "start": mine.start, "end": mine.end}
+    if displaced < -_TOL * max(1.0, abs(base_obj)):
+        return JobReason(job.id, "addable", f"forcing it in raises the objective by "
+                         f"{_num(-displaced)}: the plan left value on the table", value,
+                         displaced, where, blocking, binding, gone, True)
+    text = (f"running it {pre}on {mine.cluster}/{mine.accelerator} in periods "
+            f"{mine.start}-{mine.end - 1} costs {_num(max(0.0, displaced))} objective value")
+    if gone:
+        text += f", displacing {', '.join(gone)}"
+    return JobReason(job.id, "displaces", text, value, max(0.0, displaced), where, blocking,
+                     binding, gone, limited)
+
+
+def _overflow(model: LinearModel, base: list[float], new_vars: list[int]) -> tuple[str, ...]:
+    """Limits that adding ``new_vars`` to the base plan would overflow, grouped for reading."""
+    new = set(new_vars)
+    pools: dict[tuple[str, str], list[int]] = defaultdict(list)
+    caps: dict[tuple[str, str], list[int]] = defaultdict(list)
+    names: list[str] = []
+    for row in model.rows:
+        if row.kind not in ("capacity", "cap", "credits"):
+            continue
+        if not any(v in new for v in row.vars):
+            continue
+        lhs = sum(c * base[v] for v, c in zip(row.vars, row.coefs, strict=True))
+        lhs += sum(c for v, c in zip(row.vars, row.coefs, strict=True) if v in new)
+        if lhs <= row.rhs + _TOL * max(1.0, abs(row.rhs)):
+            continue
+        if row.kind == "capacity":
+            inner = row.name[len("capacity["):-1]
+            rest, _, t = inner.rpartition(",")
+            cid, _, acc = rest.rpartition(",")
+            pools[(cid, acc)].append(int(t))
+        elif row.kind == "credits":
+            names.append(f"credits of {_parse(row.name)[0]}")
+        else:
+            ident, label = _parse(row.name)
+            what = "share of cap" if row.name.startswith("share[") else "cap"
+            caps[(what, ident)].extend(range(_span(label)[0], _span(label)[1] + 1))
+    out = [f"pool {cid}/{acc} periods {_ranges(sorted(ts))}" for (cid, acc), ts in
+           pools.items()]
+    out += [f"{what} {ident} periods {_ranges(sorted(set(ts)))}"
+            for (what, ident), ts in caps.items()]
+    return tuple(out + names)
+
+
+def _binding(instance: Instance, metrics: dict[str, Any], a: Assignment) -> tuple[str, ...]:
+    """Limits that are tight in the forced plan and that the forced assignment uses."""
+    out = []
+    pool = metrics["pools"].get(f"{a.cluster}/{a.accelerator}")
+    if pool is not None:
+        ts = [t for t in range(a.start, a.end) if pool["used"][t] >= pool["capacity"][t] > 0]
+        if ts:
+            out.append(f"pool {a.cluster}/{a.accelerator} full in periods {_ranges(ts)}")
+    job = instance.job_by_id[a.job]
+    cluster = instance.cluster_by_id[a.cluster]
+    for cap in instance.caps:
+        if not cap.matches(instance, job, cluster, a.accelerator):
+            continue
+        hits = [w["periods"] for w in metrics["caps"][cap.id]["windows"] if w["binding"]
+                and w["periods"][0] < a.end and w["periods"][1] >= a.start]
+        if hits:
+            out.append(f"cap {cap.id} at its limit ({len(hits)} window(s) from period "
+                       f"{hits[0][0]})")
+    s = metrics["startups"][job.startup]
+    if s["credits"] is not None and s["spend"] >= s["credits"] * (1 - _TOL):
+        out.append(f"credits of {job.startup} spent ({_num(s['spend'])} of "
+                   f"{_num(s['credits'])})")
+    return tuple(out)
+
+
+def _blocking_elastic(instance: Instance, job: Job, time_limit: float) -> tuple[str, ...]:
+    """For a job that cannot be forced in: the elastic model of the instance with it mandatory."""
+    data = instance.model_dump(by_alias=True)
+    k = next(i for i, j in enumerate(instance.jobs) if j.id == job.id)
+    data["jobs"][k]["mandatory"] = True
+    forced = Instance.model_validate(data)
+    el = _elastic(forced, time_limit)
+    relaxations, _ = _relax(forced, el, forced.model_dump(by_alias=True))
+    out = [str(r) for r in relaxations]
+    if el.dropped:
+        out.append(f"cannot place {', '.join(el.dropped)} at all (window or dependencies)")
+    return tuple(out)

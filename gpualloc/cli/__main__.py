@@ -1,0 +1,5 @@
+"""``python -m gpualloc.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,299 @@
+"""Core commands: solve, validate, schema, catalog, backends, bench."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from .. import models, optimizer
+from ..models import Instance, Plan
+from .app import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_PLAN,
+    InstanceArg,
+    app,
+    err,
+    fail,
+    fmt,
+    input_errors,
+    load,
+    out,
+    pct,
+)
+from .replan import print_changes, replan_options
+from .reports import write_report
+
+
+@app.command()
+def solve(
+    instance: InstanceArg = None,
+    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    time_limit: Annotated[float, typer.Option(help="Seconds, model building included.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Solver threads (1 = deterministic).")] = 1,
+    gap: Annotated[float, typer.Option(help="Relative gap to prove optimality.")] = 1e-6,
+    warm_start: Annotated[Path | None, typer.Option(help="A plan file to start from.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write the plan here (JSON).")]
+    = None,
+    quiet: Annotated[bool, typer.Option(help="Print only the headline.")] = False,
+    report_path: Annotated[Path | None, typer.Option(
+        "--report", help="Also write a report of the plan (HTML; Markdown for .md).")] = None,
+    previous: Annotated[Path | None, typer.Option(
+        help="Re-plan: the plan file being revised (its started jobs stay frozen).")] = None,
+    now: Annotated[int | None, typer.Option(
+        help="Re-plan from this period: assignments started before it are frozen.")] = None,
+    stability: Annotated[float, typer.Option(
+        help="Re-plan: objective value charged per changed assignment.")] = 0.0,
+    strategy: Annotated[str, typer.Option(
+        help="auto, exact, lns or portfolio (auto: LNS for big CP-SAT models, CP-SAT + HiGHS "
+             "side by side from 2 workers).")] = "auto",
+) -> None:
+    """Solve an instance and print the plan's headline, start-ups, caps and pools."""
+    inst = load(instance)
+    start = None
+    if warm_start is not None:
+        with input_errors():
+            start = models.load_plan(warm_start)
+
+    replan = replan_options(previous, now, stability)
+    with input_errors():
+        engine = optimizer.get_backend(backend)
+    if time_limit <= 0:
+        fail("--time-limit must be positive")
+    if strategy not in optimizer.STRATEGIES:
+        fail(f"--strategy must be one of {', '.join(optimizer.STRATEGIES)}, not {strategy!r}")
+    plan, interrupted = _solve_live(inst, engine, time_limit=time_limit, seed=seed,
+                                    workers=workers, gap_tolerance=gap, warm_start=start,
+                                    strategy=strategy, show=not quiet and out.is_terminal,
+                                    **replan)
+    if out_path is not None and (plan.is_feasible or not interrupted):
+        models.save_plan(plan, out_path, inst)
+    print_plan(inst, plan, brief=quiet)
+    if replan:
+        print_changes(plan)
+    if out_path is not None:
+        out.print(f"plan written to {out_path}")
+    if report_path is not None and (plan.is_feasible or not interrupted):
+        write_report(inst, plan, report_path)
+    if interrupted:
+        err.print("[yellow]interrupted:[/yellow] best plan so far returned")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not plan.is_feasible:
+        raise typer.Exit(EXIT_NO_PLAN)
+
+
+def _solve_live(inst: Instance, engine: optimizer.Backend, show: bool,
+                **kwargs: Any) -> tuple[Plan, bool]:
+    """Solve with a live incumbent/bound line; SIGINT/SIGTERM stop the search gracefully.
+
+    The solve runs in a worker thread while the main thread waits in short slices: Python runs
+    signal handlers only in the main thread, between bytecodes, so a solver blocking the main
+    thread in native code would hold the handler (and the stop) back until its time limit.
+    """
+    interrupted = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        interrupted.set()
+        halt: Callable[[], None] | None = getattr(engine, "stop", None)
+        if halt is not None:
+            halt()
+
+    def run(**extra: Any) -> Plan:
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["plan"] = optimizer.solve(inst, engine, **kwargs, **extra)
+            except BaseException as e:  # re-raised in the main thread below
+                box["error"] = e
+
+        worker = threading.Thread(target=work, name="gpualloc-solve", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+        if "error" in box:
+            raise box["error"]
+        return box["plan"]
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not show:
+            plan = run()
+            return plan, interrupted.is_set()
+        with Live(console=err, refresh_per_second=4, transient=True) as live:
+            live.update("building the model ...")
+
+            def progress(p: optimizer.Progress) -> None:
+                live.update(f"[cyan]{p.seconds:6.1f}s[/cyan]  incumbent {fmt(p.objective)}  "
+                            f"bound {fmt(p.bound)}  gap {pct(p.gap)}")
+
+            plan = run(progress=progress)
+            return plan, interrupted.is_set()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
+    """Headline, then per start-up, per cap and per pool tables."""
+    from ..models.metrics import plan_metrics
+
+    colour = {"optimal": "green", "feasible": "yellow"}.get(plan.status.value, "red")
+    out.print(f"[bold]{inst.name}[/bold]  status [{colour}]{plan.status.value}[/{colour}]  "
+              f"objective {fmt(plan.objective)}  bound {fmt(plan.bound)}  gap {pct(plan.gap)}  "
+              f"{plan.solve_seconds:.2f}s  ({plan.backend}, seed {plan.seed})")
+    if brief or not plan.is_feasible:
+        return
+    m = plan_metrics(inst, plan)
+    t = Table(title="Start-ups", title_justify="left")
+    for col in ("start-up", "jobs run/asked", "value", "spend", "credits", "used"):
+        t.add_column(col, justify="left" if col == "start-up" else "right")
+    for sid, s in m["startups"].items():
+        t.add_row(sid, f"{s['jobs_run']}/{s['jobs_asked']}", fmt(s["value"], 1),
+                  fmt(s["spend"], 0), fmt(s["credits"], 0), pct(s["spend_share"]))
+    out.print(t)
+    if m["caps"]:
+        t = Table(title="Caps", title_justify="left")
+        for col in ("cap", "metric", "per", "peak use", "limit", "binding windows"):
+            t.add_column(col, justify="left" if col in ("cap", "metric", "per") else "right")
+        for cid, c in m["caps"].items():
+            binding = sum(1 for w in c["windows"] if w["binding"])
+            t.add_row(cid, c["metric"], c["per"], fmt(c["peak_use"], 0),
+                      fmt(c["peak_limit"], 0), f"{binding}/{len(c['windows'])}")
+        out.print(t)
+    t = Table(title="Pools", title_justify="left")
+    for col in ("pool", "mean utilization"):
+        t.add_column(col, justify="left" if col == "pool" else "right")
+    for pid, p in m["pools"].items():
+        t.add_row(pid, pct(p["mean_utilization"]))
+    out.print(t)
+    if plan.ineligible:
+        out.print(f"{len(plan.ineligible)} option placement(s) removed as ineligible:")
+        for x in plan.ineligible:
+            out.print(f"  {x.job} option {x.option} on {x.cluster}: {x.reason}", markup=False)
+    if plan.unscheduled:
+        out.print(f"unscheduled ({len(plan.unscheduled)}): {', '.join(plan.unscheduled)}",
+                  markup=False)
+
+
+# -- validate, schema, catalog ---------------------------------------------------------------
+@app.command()
+def validate(
+    instance: Annotated[Path, typer.Argument(help="Instance file.")],
+    plan: Annotated[Path, typer.Argument(help="Plan file (JSON).")],
+) -> None:
+    """Check a plan against the seven rules; exit 0 when valid, 1 with the violations."""
+    from ..models.validator import validate as check
+
+    inst = load(instance)
+    with input_errors():
+        p = models.load_plan(plan)
+    violations = check(inst, p)
+    if not violations:
+        out.print(f"[green]valid[/green]: {len(p.assignments)} assignment(s), "
+                  f"objective {fmt(p.objective)}")
+        return
+    out.print(f"[red]invalid[/red]: {len(violations)} violation(s)")
+    for v in violations:
+        out.print(f"  {v}", markup=False)
+    raise typer.Exit(EXIT_NO_PLAN)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of instance files."""
+    sys.stdout.write(json.dumps(Instance.model_json_schema(by_alias=True), indent=2) + "\n")
+
+
+@app.command()
+def catalog(
+    regime: Annotated[str, typer.Option(help="Export regime: oct2022, oct2023, jan2026.")]
+    = models.DEFAULT_REGIME,
+    instance: Annotated[Path | None, typer.Option(help="Include an instance's accelerators.")]
+    = None,
+) -> None:
+    """Print the accelerator catalog with export classes under a regime."""
+    if regime not in models.REGIMES:
+        fail(f"unknown regime {regime!r}; choose from {', '.join(models.REGIMES)}")
+    base = load(instance) if instance else None
+    data: dict[str, Any] = {"name": "catalog", "horizon": {"periods": 1}, "clusters": [],
+                            "startups": [], "regime": regime}
+    if base is not None:
+        data["accelerators"] = [a.model_dump(exclude_none=True) for a in base.accelerators]
+    cat = Instance.model_validate(data).catalog
+    t = Table(title=f"Accelerators under {regime}", title_justify="left")
+    for col in ("name", "vendor", "TPP", "PD", "memory GB", "link GB/s", "BF16 TFLOPS", "class"):
+        t.add_column(col, justify="left" if col in ("name", "vendor", "class") else "right")
+    for a in cat.values():
+        t.add_row(a.name, a.vendor or "-", fmt(a.tpp, 0), fmt(a.performance_density, 2),
+                  fmt(a.memory_gb, 0), fmt(a.link_gbs, 0), fmt(a.bf16_tflops, 1),
+                  a.export_class or "unrestricted")
+    out.print(t)
+
+
+@app.command()
+def backends() -> None:
+    """List solver backends and whether they are installed."""
+    have = set(optimizer.available_backends())
+    for name in optimizer.backend_names():
+        out.print(f"{name:8s} {'available' if name in have else 'not installed'}")
+
+
+@app.command()
+def bench(
+    targets: Annotated[list[str] | None, typer.Argument(help="Instance files and/or "
+                                                        "OR-Library GAP files.")] = None,
+    backend: Annotated[str, typer.Option(help="Comma-separated backends.")] = "cpsat",
+    time_limit: Annotated[float, typer.Option(help="Seconds per solve.")] = 60.0,
+    runs: Annotated[int, typer.Option(help="Solves per instance and backend.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    minimize: Annotated[bool, typer.Option(help="Read GAP files as minimisation.")] = False,
+    csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
+    tier: Annotated[list[str] | None, typer.Option(
+        help="Also a generated tier: medium, large or huge (repeatable).")] = None,
+    philly: Annotated[Path | None, typer.Option(
+        help="Also replay the Philly trace: its jobs.json (machine_list.csv next to it).")]
+    = None,
+) -> None:
+    """Benchmark backends: status, objective, bound, gap, median seconds, peak memory."""
+    from ..analysis.bench import run_bench, write_csv
+
+    names = [b.strip() for b in backend.split(",") if b.strip()]
+    if runs < 1 or time_limit <= 0:
+        fail("--runs must be >= 1 and --time-limit > 0")
+    from .scale import bench_items
+
+    items = bench_items(targets or [], minimize, tier or [], philly)
+    table = Table(title="Benchmark", title_justify="left")
+    for col in ("instance", "backend", "status", "objective", "bound", "gap", "known opt",
+                "median s", "peak MiB"):
+        table.add_column(col, justify="left" if col in ("instance", "backend", "status")
+                         else "right")
+
+    def row_done(r: Any) -> None:
+        table.add_row(r.instance, r.backend, r.status, fmt(r.objective), fmt(r.bound),
+                      pct(r.gap), fmt(r.known_optimum),
+                      fmt(r.median_seconds),
+                      fmt(r.peak_mib, 0))
+        err.print(f"  {r.instance} {r.backend}: {r.status} {fmt(r.objective)} "
+                  f"({fmt(r.median_seconds)} s)")
+
+    with input_errors():
+        rows = run_bench(items, names, time_limit, runs=runs, seed=seed, workers=workers,
+                         on_row=row_done)
+    out.print(table)
+    if csv is not None:
+        write_csv(rows, csv)
+        out.print(f"CSV written to {csv}")
+
+

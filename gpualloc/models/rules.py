@@ -1,0 +1,142 @@
+"""The shared rule helpers: what an assignment costs, is worth and uses, read from the instance.
+
+The validator, the metrics, the reports and the analyses use these; the optimizer's formulation
+does not (it writes the same rules as rows), so a bug in either shows up in the validator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .instance import Cap, Instance, Job, Pool
+from .plan import Assignment
+
+REL_TOL = 1e-6
+
+
+def tolerance(limit: float) -> float:
+    """The slack allowed above ``limit``: 1e-6 relative, at least 1e-6 absolute."""
+    return max(1.0, abs(limit)) * REL_TOL
+
+
+def exceeds(use: float, limit: float) -> bool:
+    return use > limit + tolerance(limit)
+
+
+def differs(a: float, b: float) -> bool:
+    return abs(a - b) > tolerance(b)
+
+
+def matching_option(job: Job, a: Assignment) -> int | None:
+    """Index of the job option the assignment runs (accelerator, gpus and periods equal).
+
+    With ``a.option`` given only that option counts; otherwise, among equal options the first
+    whose value equals ``a.value`` wins, else the first.
+    """
+
+    def same(k: int) -> bool:
+        o = job.options[k]
+        return (o.accelerator, o.gpus, o.periods) == (a.accelerator, a.gpus, a.periods)
+
+    if a.option is not None:
+        return a.option if 0 <= a.option < len(job.options) and same(a.option) else None
+    candidates = [k for k in range(len(job.options)) if same(k)]
+    for k in candidates:
+        if not differs(a.value, job.option_value(job.options[k])):
+            return k
+    return candidates[0] if candidates else None
+
+
+def pool_of(instance: Instance, a: Assignment) -> Pool | None:
+    cluster = instance.cluster_by_id.get(a.cluster)
+    return cluster.pool(a.accelerator) if cluster else None
+
+
+def assignment_cost(instance: Instance, a: Assignment) -> float:
+    """``gpus * periods * period_hours * price``; the plan's own figure if the pool is unknown."""
+    pool = pool_of(instance, a)
+    if pool is None:
+        return a.cost
+    return a.gpus * a.periods * instance.horizon.period_hours * pool.price_per_gpu_hour
+
+
+def assignment_value(instance: Instance, a: Assignment) -> float:
+    """The unweighted value of the option run; the plan's own figure if none matches."""
+    job = instance.job_by_id.get(a.job)
+    k = matching_option(job, a) if job else None
+    return a.value if job is None or k is None else job.option_value(job.options[k])
+
+
+def weight_of(instance: Instance, a: Assignment) -> float:
+    job = instance.job_by_id.get(a.job)
+    startup = instance.startup_by_id.get(job.startup) if job else None
+    return startup.weight if startup else 1.0
+
+
+def objective_of(instance: Instance, assignments: Iterable[Assignment]) -> float:
+    """``sum(weight * option value) - cost_weight * sum(cost)``, recomputed from the instance."""
+    value = cost = 0.0
+    for a in assignments:
+        value += weight_of(instance, a) * assignment_value(instance, a)
+        cost += assignment_cost(instance, a)
+    return value - instance.objective.cost_weight * cost
+
+
+def pool_use(instance: Instance,
+             assignments: Iterable[Assignment]) -> dict[tuple[str, str], list[int]]:
+    """GPUs in use per (cluster, accelerator) pool and period, for assignments on known pools."""
+    horizon = instance.horizon.periods
+    used: dict[tuple[str, str], list[int]] = {}
+    for a in assignments:
+        if pool_of(instance, a) is None:
+            continue
+        row = used.setdefault((a.cluster, a.accelerator), [0] * horizon)
+        for t in range(max(0, a.start), min(a.end, horizon)):
+            row[t] += a.gpus
+    return used
+
+
+def cap_use(instance: Instance, cap: Cap,
+            assignments: Iterable[Assignment]) -> tuple[list[float], list[float] | None]:
+    """Per-period use of the cap's scope and (for a share cap) of its ``share_of`` scope."""
+    horizon = instance.horizon.periods
+    hours = instance.horizon.period_hours
+    use = [0.0] * horizon
+    share = [0.0] * horizon if cap.share_of is not None else None
+    scopes: dict[tuple[str, str, str], list[list[float]]] = {}  # the rows an assignment feeds
+    for a in assignments:
+        job = instance.job_by_id.get(a.job)
+        cluster = instance.cluster_by_id.get(a.cluster)
+        if job is None or cluster is None:
+            continue
+        key = (job.startup, cluster.id, a.accelerator)  # all that scope matching reads
+        rows = scopes.get(key)
+        if rows is None:
+            rows = scopes[key] = []
+            if cap.matches(instance, job, cluster, a.accelerator):
+                rows.append(use)
+            if share is not None and cap.share_of is not None and \
+                    cap.share_of.matches(instance, job, cluster, a.accelerator):
+                rows.append(share)
+        if not rows:
+            continue
+        per_period = cap.per_period_use(a.gpus, instance.tpp(a.accelerator), hours)
+        for row in rows:
+            for t in range(max(0, a.start), min(a.end, horizon)):
+                row[t] += per_period
+    return use, share
+
+
+def window_limit(cap: Cap, share_use: float | None) -> float | None:
+    """The effective bound of one window: ``limit``, ``fraction * share use``, or the min."""
+    bounds = []
+    if cap.limit is not None:
+        bounds.append(cap.limit)
+    if cap.fraction is not None and share_use is not None:
+        bounds.append(cap.fraction * share_use)
+    return min(bounds) if bounds else None
+
+
+def window_label(cap: Cap, window: range) -> str:
+    first, last = window.start, window.stop - 1
+    return f"caps[{cap.id},t={first}]" if first == last else f"caps[{cap.id},t={first}..{last}]"

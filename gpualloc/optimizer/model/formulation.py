@@ -1,0 +1,410 @@
+"""The seven plan rules, derived once as a backend-neutral linear model.
+
+Time-indexed formulation: one binary ``x[j, o, c, s]`` per job, option, cluster and start period
+allowed by rules 2 and 3 and by eligibility. Every other rule is a linear row over these
+binaries, so CP-SAT, CBC and HiGHS read the same model and must agree on its optimum.
+
+- rule 1: ``sum x[j] <= 1`` (``== 1`` when mandatory);
+- rule 4: per pool and period, ``sum gpus * x[running] <= capacity``;
+- rule 5: per edge i -> j and start t of j, ``sum x[j, start <= t] <= sum x[i, end <= t]``
+  (the strong time-indexed precedence: j starting by t needs i finished by t);
+- rule 6: per start-up, ``sum cost * x <= credits``;
+- rule 7: per cap and window, ``sum use * x <= limit`` (and ``<= fraction * share`` use).
+
+Big instances have ~10**6 vars, so each rule is gathered without rescanning every placement:
+the placements of one job, option and cluster form a block of consecutive vars with rising
+starts (bisected for precedence), and the capacity and cap rows are collected with numpy. The
+rows equal the direct definitions (tests/optimizer/test_formulation_equivalence.py).
+"""
+
+from __future__ import annotations
+
+import gc
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Literal
+
+import numpy as np
+
+from ...models import Assignment, Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
+
+Sense = Literal["<=", ">=", "=="]
+Kind = Literal["assign", "capacity", "precedence", "credits", "cap"]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What one binary variable means: job, option, cluster and start period."""
+
+    job: str
+    option: int
+    cluster: str
+    accelerator: str
+    gpus: int
+    start: int
+    periods: int
+    cost: float
+    value: float  # unweighted option value
+
+    @property
+    def end(self) -> int:
+        return self.start + self.periods
+
+
+@dataclass(slots=True)
+class Row:
+    """A linear constraint ``sum coef * x[var] (sense) rhs`` with its origin for reports."""
+
+    kind: Kind
+    name: str
+    vars: list[int]
+    coefs: list[float]
+    sense: Sense
+    rhs: float
+    key: tuple[str | int, ...] = ()  # capacity rows: (cluster, accelerator, period)
+
+
+@dataclass
+class LinearModel:
+    """Backend-neutral model: binaries ``x[i]`` (one per placement), rows, a max objective."""
+
+    placements: list[Placement] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    objective: list[float] = field(default_factory=list)
+    by_job: dict[str, list[int]] = field(default_factory=dict)
+    ineligible: list[Ineligible] = field(default_factory=list)
+    infeasible: list[str] = field(default_factory=list)  # reasons known before solving
+    objective_offset: float = 0.0  # a constant added to the objective (re-planning)
+
+    @property
+    def num_vars(self) -> int:
+        return len(self.placements)
+
+    def size(self) -> dict[str, int]:
+        return {
+            "variables": self.num_vars,
+            "constraints": len(self.rows),
+            "nonzeros": sum(len(r.vars) for r in self.rows),
+        }
+
+    def forced_jobs(self) -> set[str]:
+        """Jobs that must run: those with an ``== 1`` assignment row (mandatory or frozen)."""
+        return {self.placements[v].job for r in self.rows
+                if r.kind == "assign" and r.sense == "==" for v in r.vars}
+
+    def trivial_bound(self) -> float:
+        """A proven upper bound on ``sum objective * x`` (without ``objective_offset``, like
+        every backend's bound): every job at its best placement, ignoring all shared rows."""
+        forced = self.forced_jobs()
+        total = 0.0
+        for job, idx in self.by_job.items():
+            if idx:
+                best = max(self.objective[i] for i in idx)
+                total += best if job in forced else max(0.0, best)
+        return total
+
+    def objective_value(self, values: list[float]) -> float:
+        return sum(c for c, v in zip(self.objective, values, strict=True) if v > 0.5)
+
+    def decode(self, values: list[float]) -> list[Assignment]:
+        """Assignments of a 0/1 solution vector."""
+        out = []
+        for p, v in zip(self.placements, values, strict=True):
+            if v > 0.5:
+                out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
+                                      gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
+                                      value=p.value, option=p.option))
+        return out
+
+    def encode(self, assignments: list[Assignment]) -> list[float]:
+        """A 0/1 vector for a plan's assignments (those the model cannot express are dropped)."""
+        index = {(p.job, p.cluster, p.accelerator, p.gpus, p.start, p.periods): i
+                 for i, p in enumerate(self.placements)}
+        values = [0.0] * self.num_vars
+        for a in assignments:
+            i = index.get((a.job, a.cluster, a.accelerator, a.gpus, a.start, a.end - a.start))
+            if i is not None:
+                values[i] = 1.0
+        return values
+
+    def check(self, values: list[float], tol: float = 1e-6) -> list[str]:
+        """Names of rows that a 0/1 vector violates (for warm-start screening)."""
+        bad = []
+        for r in self.rows:
+            lhs = sum(c * values[v] for v, c in zip(r.vars, r.coefs, strict=True))
+            slack = tol * max(1.0, abs(r.rhs))
+            ok = {"<=": lhs <= r.rhs + slack, ">=": lhs >= r.rhs - slack,
+                  "==": abs(lhs - r.rhs) <= slack}[r.sense]
+            if not ok:
+                bad.append(r.name)
+        return bad
+
+
+def build(instance: Instance) -> LinearModel:
+    """Derive the linear model of ``instance``."""
+    model = LinearModel()
+    with _gc_paused():
+        blocks = _add_placements(model, instance)
+        _assignment_rows(model, instance)
+        _capacity_rows(model, instance)
+        _precedence_rows(model, instance, blocks)
+        _credit_rows(model, instance, blocks)
+        _cap_rows(model, instance, blocks)
+    return model
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cycle collector: a big model is millions of new lists and placements, none in
+    a cycle, and collection passes over them would take a third of the build."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """The placements of one job, option and cluster: vars ``first ..`` with rising starts."""
+
+    first: int
+    job: Job
+    cluster: Cluster
+    accelerator: str
+    gpus: int
+    periods: int
+    cost: float
+    starts: list[int]
+
+    def upto(self, last_start: int) -> range:
+        """The vars of the block starting at or before ``last_start``."""
+        return range(self.first, self.first + bisect_right(self.starts, last_start))
+
+
+def _add_placements(model: LinearModel, instance: Instance) -> list[_Block]:
+    """Rules 2 and 3 and eligibility: one var per start that fits the pool in every period."""
+    hours = instance.horizon.period_hours
+    cost_weight = instance.objective.cost_weight
+    startups = instance.startup_by_id
+    last = max([instance.deadline(j) for j in instance.jobs], default=0)
+    allowed: dict[tuple, list[Cluster]] = {}
+    pools: dict[tuple[str, str], Pool | None] = {}
+    reasons: dict[tuple[str, str, str], str | None] = {}
+    short: dict[tuple[str, str, int], list[int]] = {}  # prefix counts of too-small periods
+    blocks = []
+    for job in instance.jobs:
+        deadline = instance.deadline(job)
+        weight = startups[job.startup].weight
+        idx = model.by_job.setdefault(job.id, [])
+        key = (job.startup, job.clusters, job.regions)
+        if key not in allowed:
+            allowed[key] = instance.allowed_clusters(job)
+        for k, option in enumerate(job.options):
+            for cluster in allowed[key]:
+                where = (cluster.id, option.accelerator)
+                if where not in pools:
+                    pools[where] = cluster.pool(option.accelerator)
+                pool = pools[where]
+                if pool is None:
+                    continue
+                barred = (job.startup, *where)
+                if barred not in reasons:
+                    reasons[barred] = instance.ineligibility(job, option.accelerator, cluster)
+                if reasons[barred] is not None:
+                    model.ineligible.append(Ineligible(job=job.id, option=k, cluster=cluster.id,
+                                                       reason=reasons[barred]))
+                    continue
+                if pool.max_gpus_per_job is not None and option.gpus > pool.max_gpus_per_job:
+                    continue
+                fit = (*where, option.gpus)
+                if fit not in short:
+                    short[fit] = [0, *accumulate(pool.gpus_at(t) < option.gpus
+                                                 for t in range(last))]
+                prefix, n = short[fit], option.periods
+                starts = [s for s in range(job.release, deadline - n + 1)
+                          if prefix[s + n] == prefix[s]]  # can never fit the pool otherwise
+                if not starts:
+                    continue
+                cost = option.gpus * n * hours * pool.price_per_gpu_hour
+                value = job.option_value(option)
+                first = model.num_vars
+                blocks.append(_Block(first, job, cluster, option.accelerator, option.gpus, n,
+                                     cost, starts))
+                idx.extend(range(first, first + len(starts)))
+                model.placements.extend([  # positional: job, option, cluster, accelerator, ..
+                    Placement(job.id, k, cluster.id, option.accelerator, option.gpus, s, n, cost,
+                              value) for s in starts])
+                model.objective.extend([weight * value - cost_weight * cost] * len(starts))
+    return blocks
+
+
+def _assignment_rows(model: LinearModel, instance: Instance) -> None:
+    for job in instance.jobs:
+        idx = model.by_job[job.id]
+        if job.mandatory:
+            if not idx:
+                model.infeasible.append(f"mandatory job {job.id} has no placement that rules "
+                                        "2, 3 and eligibility allow")
+            model.rows.append(Row("assign", f"assign[{job.id}]", list(idx), [1.0] * len(idx),
+                                  "==", 1.0))
+        elif len(idx) > 1:
+            model.rows.append(Row("assign", f"assign[{job.id}]", list(idx), [1.0] * len(idx),
+                                  "<=", 1.0))
+
+
+def _capacity_rows(model: LinearModel, instance: Instance) -> None:
+    model.rows.extend(capacity_rows(model, instance))
+
+
+def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
+    """Rule 4 rows of ``instance``'s pools over ``model``'s placements (implied rows left out)."""
+    horizon = instance.horizon.periods
+    number: dict[tuple[str, str], int] = {}
+    for cluster in instance.clusters:
+        for pool in cluster.pools:
+            number.setdefault((cluster.id, pool.accelerator), len(number))
+    placements = model.placements
+    pool_of = np.array([number.get((p.cluster, p.accelerator), -1) for p in placements],
+                       np.int64)
+    start = np.array([p.start for p in placements], np.int64)
+    periods = np.array([p.periods for p in placements], np.int64)
+    gpus = np.array([p.gpus for p in placements], np.int64)
+    # Cell pool * horizon + t: one entry per var and period it runs in, by cell and then var.
+    first, stop = np.clip(start, 0, horizon), np.clip(start + periods, 0, horizon)
+    period, var = _runs(first, np.where(pool_of >= 0, np.maximum(stop - first, 0), 0))
+    cell = pool_of[var] * horizon + period
+    cells = len(number) * horizon
+    running = var[np.argsort(cell, kind="stable")]
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(cell, minlength=cells)))).tolist()
+    # GPUs per cell; float sums of integers far below 2**53, so exact like sum(coefs) was.
+    load = np.bincount(cell, weights=gpus[var], minlength=cells).tolist()
+    coef = [float(p.gpus) for p in placements]
+    rows = []
+    for cluster in instance.clusters:
+        for pool in cluster.pools:
+            k = number[(cluster.id, pool.accelerator)] * horizon
+            for t in range(horizon):
+                cap = pool.gpus_at(t)
+                if load[k + t] <= cap:
+                    continue
+                idx = running[bounds[k + t]:bounds[k + t + 1]].tolist()
+                if _at_most_one_fits(model, idx, cap):
+                    continue
+                rows.append(Row("capacity", f"capacity[{cluster.id},{pool.accelerator},{t}]",
+                                idx, [coef[i] for i in idx], "<=", float(cap),
+                                (cluster.id, pool.accelerator, t)))
+    return rows
+
+
+def _at_most_one_fits(model: LinearModel, idx: list[int], cap: int) -> bool:
+    """True when the row is implied: all vars belong to one job, each fitting on its own."""
+    job = model.placements[idx[0]].job if idx else None
+    return bool(idx) and all(model.placements[i].job == job and model.placements[i].gpus <= cap
+                             for i in idx)
+
+
+def _precedence_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+    by_job: dict[str, list[_Block]] = defaultdict(list)
+    for b in blocks:
+        by_job[b.job.id].append(b)
+    for job in instance.jobs:
+        if not job.after:
+            continue
+        mine = by_job[job.id]
+        started = [(t, [i for b in mine for i in b.upto(t)])  # started by t
+                   for t in sorted({s for b in mine for s in b.starts})]
+        for dep in job.after:
+            for t, lhs in started:
+                rhs = [i for b in by_job[dep] for i in b.upto(t - b.periods)]  # ended by t
+                model.rows.append(Row("precedence", f"after[{job.id},{dep},{t}]",
+                                      lhs + rhs, [1.0] * len(lhs) + [-1.0] * len(rhs),
+                                      "<=", 0.0))
+
+
+def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+    spend: dict[str, list[int]] = defaultdict(list)
+    jobs: dict[str, list[str]] = defaultdict(list)
+    for job in instance.jobs:
+        spend[job.startup].extend(model.by_job[job.id])
+        jobs[job.startup].append(job.id)
+    most: dict[str, float] = {}  # per job: its costliest placement
+    for b in blocks:
+        most[b.job.id] = max(most.get(b.job.id, b.cost), b.cost)
+    for startup in instance.startups:
+        if startup.credits is None:
+            continue
+        idx = spend.get(startup.id, [])
+        if sum(most.get(j, 0.0) for j in jobs[startup.id]) <= startup.credits:
+            continue
+        model.rows.append(Row("credits", f"credits[{startup.id}]", idx,
+                              [model.placements[i].cost for i in idx], "<=", startup.credits))
+
+
+def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+    horizon = instance.horizon.periods
+    start = np.array([p.start for p in model.placements], np.int64)
+    end = start + np.array([p.periods for p in model.placements], np.int64)
+    for cap in instance.caps:
+        inside = _Uses(instance, cap, cap, blocks, start, end)
+        share = None if cap.share_of is None else _Uses(instance, cap, cap.share_of, blocks,
+                                                        start, end)
+        for window in cap.windows(horizon):
+            label = f"{window.start}" if len(window) == 1 else f"{window.start}-{window[-1]}"
+            terms = inside.terms(window)
+            if cap.limit is not None and sum(terms.values()) > cap.limit:
+                model.rows.append(Row("cap", f"cap[{cap.id},{label}]", list(terms),
+                                      list(terms.values()), "<=", cap.limit))
+            if share is not None:
+                assert cap.fraction is not None
+                combined = dict(terms)
+                for i, c in share.terms(window).items():
+                    combined[i] = combined.get(i, 0.0) - cap.fraction * c
+                combined = {i: c for i, c in combined.items() if c != 0.0}
+                if any(c > 0 for c in combined.values()):
+                    model.rows.append(Row("cap", f"share[{cap.id},{label}]", list(combined),
+                                          list(combined.values()), "<=", 0.0))
+
+
+class _Uses:
+    """The vars in ``scope`` with a positive per-period use under ``cap``'s metric: arrays of
+    var, start, end and use, in var order."""
+
+    def __init__(self, instance: Instance, cap: Cap, scope: Scope, blocks: list[_Block],
+                 start: np.ndarray, end: np.ndarray) -> None:
+        hours = instance.horizon.period_hours
+        uses: dict[tuple[str, str, str, int], float] = {}  # 0.0: out of scope
+        chosen: list[_Block] = []
+        chosen_use: list[float] = []
+        for b in blocks:
+            key = (b.job.startup, b.cluster.id, b.accelerator, b.gpus)
+            if key not in uses:
+                use = cap.per_period_use(b.gpus, instance.tpp(b.accelerator), hours)
+                inside = use > 0 and scope.matches(instance, b.job, b.cluster, b.accelerator)
+                uses[key] = use if inside else 0.0
+            if uses[key] > 0:
+                chosen.append(b)
+                chosen_use.append(uses[key])
+        self.var, k = _runs(np.array([b.first for b in chosen], np.int64),
+                            np.array([len(b.starts) for b in chosen], np.int64))
+        self.start, self.end = start[self.var], end[self.var]
+        self.use = np.array(chosen_use, np.float64)[k]
+
+    def terms(self, window: range) -> dict[int, float]:
+        """Per var: per-period use times the number of its running periods inside the window."""
+        overlap = np.minimum(self.end, window.stop) - np.maximum(self.start, window.start)
+        hit = np.flatnonzero(overlap > 0)
+        return dict(zip(self.var[hit].tolist(), (self.use[hit] * overlap[hit]).tolist(),
+                        strict=True))
+
+
+def _runs(first: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The concatenated ranges ``first[k] .. first[k] + length[k] - 1``, and each entry's k."""
+    k = np.repeat(np.arange(len(length)), length)
+    return first[k] + np.arange(len(k)) - (np.cumsum(length) - length)[k], k

@@ -1,0 +1,221 @@
+"""A fast Lagrangian upper bound with dual prices, for models too large for an LP solve.
+
+Every row but the per-job assignment rows is relaxed with a multiplier ``y`` (``y >= 0`` on
+``<=`` rows, ``y <= 0`` on ``>=`` rows, free on ``==`` rows). What is left, at most one
+placement per job (exactly one for forced jobs), is solved by inspection of the reduced costs
+``rc = c - A'y``::
+
+    L(y) = y.b + sum_{free jobs} max(0, max_{i in job} rc_i) + sum_{forced jobs} max rc_i
+
+Every ``L(y)`` is a proven upper bound on ``sum c x``, and since the kept subproblem is
+integral, ``min_y L(y)`` equals the LP optimum. ``L`` is minimised by a projected subgradient
+method: a Polyak step ``mu (L(y) - target) / |d|²`` along the Camerini-Fratta-Maffioli
+deflected subgradient ``d``, with ``mu`` halved after a run of non-improving steps (a run that
+grows from 5 to 40). It takes about half the iterations of a plain Polyak step (``mu = 2``,
+halved after 25 steps); the volume algorithm was no better. On the large tier (131,745
+variables, 1.36M nonzeros, 50-80 iterations a second) it is 0.3% above the LP optimum after
+5 s and 0.1% after 15 s; on the medium tier and the bundled portfolio it reaches it. Without
+a ``target`` steps aim 10% below the best bound so far, which on the large tier does as well
+as aiming at the greedy plan's objective (and saves the greedy's seconds).
+
+Each relaxed row is divided by its mean ``|coef|`` (credit rows reach 1e7, precedence rows are
+0/1), which leaves the bound valid and puts the multipliers of binding rows on the scale of
+the objective. Dividing by the largest ``|coef|`` instead stalls 4% above the LP optimum on
+the portfolio, whose credit rows then need multipliers hundreds of times those of the rest.
+
+``priced_order`` turns the reduced costs into a greedy order. With the large tier's prices
+the greedy plan is worth 23,360 (plain greedy 22,141); ordering by reduced cost alone gives
+23,519 there, but loses 1-18% against it on the medium tier and the portfolio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from ..model.formulation import LinearModel
+
+MU, MIN_MU = 2.0, 1e-6  # Polyak step factor: start, and the floor that ends the search
+PATIENCE, MAX_PATIENCE = 5, 40  # halve mu after this many non-improving steps (grows by 5)
+DEFLECTION = 1.5  # Camerini-Fratta-Maffioli: d = g + beta d_prev, beta = max(0, -1.5 g.d/|d|²)
+TARGET_GAP = 0.1  # without a target: aim this share below the best bound
+SAFETY = 1e-9  # relative margin for floating-point error on the bound
+_SENSE = {"<=": 0, ">=": 1, "==": 2}
+
+
+@dataclass
+class LagrangeResult:
+    """Best proven bound (without ``objective_offset``), the row prices ``y`` that gave it (one
+    per ``model.rows``; assignment rows kept in the subproblem carry 0) and the reduced costs
+    ``c - A'y`` at those prices. ``bound`` is None when the model is infeasible."""
+
+    bound: float | None
+    prices: list[float] | None
+    reduced: list[float] | None
+    iterations: int
+    seconds: float
+
+
+class _Relaxation:
+    """The relaxed rows as scaled coordinate arrays, and the per-job subproblem."""
+
+    def __init__(self, model: LinearModel) -> None:
+        self.n = model.num_vars
+        self.c = np.asarray(model.objective, dtype=float)
+        job_of = {i: job for job, idx in model.by_job.items() for i in idx}
+        self.infeasible = bool(model.infeasible)
+        forced: set[str] = set()
+        relaxed = []
+        for k, row in enumerate(model.rows):
+            job = job_of.get(row.vars[0]) if row.vars else None
+            if (row.kind == "assign" and job is not None and row.rhs == 1.0
+                    and row.sense in ("<=", "==") and all(c == 1.0 for c in row.coefs)
+                    and len(set(row.vars)) == len(model.by_job[job]) == len(row.vars)
+                    and all(job_of.get(i) == job for i in row.vars)):
+                if row.sense == "==":
+                    forced.add(job)
+                continue  # kept in the subproblem
+            if not any(row.coefs):  # a constant row: 0 (sense) rhs
+                self.infeasible |= not {"<=": row.rhs >= 0.0, ">=": row.rhs <= 0.0,
+                                        "==": row.rhs == 0.0}[row.sense]
+                continue
+            relaxed.append(k)
+        forced |= model.forced_jobs()  # "exactly one" holds for these, whatever their rows
+        rows = [model.rows[k] for k in relaxed]
+        self.index = np.array(relaxed, dtype=np.int64)
+        self.m = len(rows)
+        counts = np.array([len(r.vars) for r in rows], dtype=np.int64)
+        self.rows = np.repeat(np.arange(self.m), counts)
+        self.cols = np.fromiter(chain.from_iterable(r.vars for r in rows), dtype=np.int64,
+                                count=int(counts.sum()))
+        coefs = np.fromiter(chain.from_iterable(r.coefs for r in rows), dtype=float,
+                            count=int(counts.sum()))
+        # row scale 1 / mean |coef|: binding rows then get multipliers of the objective's order
+        self.scale = counts / np.bincount(self.rows, weights=np.abs(coefs), minlength=self.m)
+        self.vals = coefs * self.scale[self.rows]
+        self.b = np.array([r.rhs for r in rows], dtype=float) * self.scale
+        self.sense = np.array([_SENSE[r.sense] for r in rows], dtype=np.int8)
+        self.row_ptr = np.concatenate(([0], np.cumsum(counts)))
+        by_col = np.argsort(self.cols, kind="stable")  # column-major copy for A x
+        self.col_rows, self.col_vals = self.rows[by_col], self.vals[by_col]
+        self.col_ptr = np.concatenate(([0], np.cumsum(np.bincount(self.cols, minlength=self.n))))
+        jobs = [(job, idx) for job, idx in model.by_job.items() if idx]
+        jobs += [(None, [i]) for i in range(self.n) if i not in job_of]  # on their own
+        sizes = np.array([len(idx) for _, idx in jobs], dtype=np.int64)
+        self.order = np.fromiter(chain.from_iterable(idx for _, idx in jobs), dtype=np.int64,
+                                 count=int(sizes.sum()))
+        self.starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        self.seg = np.repeat(np.arange(len(jobs)), sizes)
+        self.forced = np.array([job in forced for job, _ in jobs], dtype=bool)
+
+    def project(self, y: np.ndarray) -> np.ndarray:
+        """``y`` onto its sign constraints."""
+        y = np.where(self.sense == 0, np.maximum(y, 0.0), y)
+        return np.where(self.sense == 1, np.minimum(y, 0.0), y)
+
+    def evaluate(self, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(L(y), b - A x(y), rc)``; ``A'y`` gathers only the rows with ``y != 0``."""
+        nz = np.flatnonzero(y)
+        if 3 * len(nz) < self.m:
+            k = concat_ranges(self.row_ptr, nz)
+            aty = np.bincount(self.cols[k], weights=self.vals[k] * y[self.rows[k]],
+                              minlength=self.n)
+        else:
+            aty = np.bincount(self.cols, weights=self.vals * y[self.rows], minlength=self.n)
+        rc = self.c - aty
+        if not len(self.order):
+            return float(y @ self.b), self.b.copy(), rc
+        r = rc[self.order]
+        best = np.maximum.reduceat(r, self.starts)
+        take = self.forced | (best > 0.0)
+        value = float(y @ self.b + best[take].sum())
+        hit = np.flatnonzero((r == best[self.seg]) & take[self.seg])
+        first = hit[np.r_[True, self.seg[hit[1:]] != self.seg[hit[:-1]]]] if len(hit) else hit
+        k = concat_ranges(self.col_ptr, self.order[first])  # A x(y) over the chosen columns only
+        ax = np.bincount(self.col_rows[k], weights=self.col_vals[k], minlength=self.m)
+        return value, self.b - ax, rc
+
+
+def concat_ranges(ptr: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(ptr[w], ptr[w + 1])`` for ``w`` in ``which``."""
+    lo, size = ptr[which], ptr[which + 1] - ptr[which]
+    ends = np.cumsum(size)
+    return np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(lo - (ends - size), size)
+
+
+def lagrangian_bound(model: LinearModel, time_limit: float | None = 10.0, *,
+                     target: float | None = None, max_iterations: int = 2000,
+                     should_stop: Callable[[], bool] | None = None) -> LagrangeResult:
+    """Minimise the Lagrangian dual of ``model`` (see the module doc) within ``time_limit``
+    seconds (wall clock, checked every iteration) and ``max_iterations``.
+
+    ``target`` is a known objective (e.g. a greedy plan's): steps aim at it and the search
+    stops once the bound reaches it. Without it, steps aim ``TARGET_GAP`` below the best
+    bound. The bound is valid whatever the target. Deterministic.
+    """
+    began = time.perf_counter()
+    deadline = None if time_limit is None else began + time_limit
+    lag = _Relaxation(model)
+    if lag.infeasible:
+        return LagrangeResult(None, None, None, 0, time.perf_counter() - began)
+    y = np.zeros(lag.m)
+    best, best_y, best_rc = np.inf, y, lag.c
+    mu, patience, since = MU, PATIENCE, 0
+    direction = None
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
+        value, g, rc = lag.evaluate(y)
+        if value < best - SAFETY * max(1.0, abs(best)) or not np.isfinite(best):
+            best, best_y, best_rc, since = value, y, rc, 0
+        else:
+            since += 1
+            if since >= patience:
+                mu, since, patience = mu / 2, 0, min(patience + 5, MAX_PATIENCE)
+        aim = best - TARGET_GAP * max(1.0, abs(best)) if target is None else target
+        if value - aim <= SAFETY * max(1.0, abs(value)) or mu < MIN_MU:
+            break  # the bound meets the target (or the steps are spent)
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+        if should_stop is not None and should_stop():
+            break
+        # leave out components that point out of the sign cone at its boundary
+        g = np.where(((lag.sense == 0) & (y <= 0.0) & (g > 0.0))
+                     | ((lag.sense == 1) & (y >= 0.0) & (g < 0.0)), 0.0, g)
+        if direction is not None and (dd := float(direction @ direction)) > 0.0:
+            g = g + max(0.0, -DEFLECTION * float(g @ direction) / dd) * direction
+        norm = float(g @ g)
+        if norm == 0.0:
+            break  # x(y) is feasible and complementary: L(y) is the optimum
+        direction = g
+        y = lag.project(y - mu * (value - aim) / norm * g)
+    prices = np.zeros(len(model.rows))
+    prices[lag.index] = best_y * lag.scale
+    return LagrangeResult(best + SAFETY * max(1.0, abs(best)), prices.tolist(),
+                          best_rc.tolist(), iterations, time.perf_counter() - began)
+
+
+def priced_order(model: LinearModel, reduced: list[float]) -> list[int]:
+    """Variable indices for ``greedy_values(model, order=...)``: jobs by their best value per
+    priced resource use, ``max c_i / (c_i - rc_i)`` over their placements (``c - rc = A'y`` is
+    what the prices charge; a placement charged nothing is worth its whole value), and each
+    job's placements by reduced cost (ties: objective, then index), best first.
+
+    Of the orders tried (reduced cost alone, the ratio alone, per job by either) this one's
+    greedy plan was the best or close to it on every instance tried (see the module doc).
+    """
+    rc = np.asarray(reduced, dtype=float)
+    c = np.asarray(model.objective, dtype=float)
+    use = c - rc
+    charged = use > 1e-12
+    ratio = np.where(charged, c / np.where(charged, use, 1.0), np.where(c > 0, np.inf, -np.inf))
+    job = np.arange(len(c)) + len(model.by_job)  # a variable of no job is its own
+    for k, idx in enumerate(model.by_job.values()):
+        job[idx] = k
+    best = np.full(len(c) + len(model.by_job), -np.inf)
+    np.maximum.at(best, job, ratio)
+    return np.lexsort((np.arange(len(c)), -c, -rc, -best[job])).tolist()
