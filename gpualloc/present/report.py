@@ -2,8 +2,9 @@
 
 ``build_report(instance, plan)`` gathers the headline figures, the metrics, the validator's
 verdict, the reasons why unscheduled jobs did not run (where they are known) and the figures of
-``gpualloc.present.plotting``. The HTML is a single self-contained file: images are inline base64 PNGs,
-the style sheet is inline, and there are no scripts and no references to the network.
+``gpualloc.present.plotting``. The HTML is a single self-contained file: images are inline
+base64 PNGs, the style sheet is inline, and there are no scripts and no references to the
+network.
 
 Reasons for unscheduled jobs come from facts that hold whatever else is scheduled: options
 removed by export rules (the plan's ``ineligible`` entries), no option that fits its window, no
