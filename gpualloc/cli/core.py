@@ -17,8 +17,10 @@ from rich.table import Table
 from .. import models, optimizer
 from ..models import Instance, Plan
 from .app import (
+    BACKEND_HELP,
     EXIT_INTERRUPTED,
     EXIT_NO_PLAN,
+    ForceOpt,
     InstanceArg,
     app,
     err,
@@ -26,6 +28,7 @@ from .app import (
     fmt,
     input_errors,
     load,
+    load_plan_for,
     out,
     pct,
 )
@@ -36,7 +39,7 @@ from .reports import write_report
 @app.command()
 def solve(
     instance: InstanceArg = None,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     time_limit: Annotated[float, typer.Option(help="Seconds, model building included.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Solver threads (1 = deterministic).")] = 1,
@@ -56,15 +59,15 @@ def solve(
     strategy: Annotated[str, typer.Option(
         help="auto, exact, lns or portfolio (auto: LNS for big CP-SAT models, CP-SAT + HiGHS "
              "side by side from 2 workers).")] = "auto",
+    force: ForceOpt = False,
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
     inst = load(instance)
     start = None
     if warm_start is not None:
-        with input_errors():
-            start = models.load_plan(warm_start)
+        start = load_plan_for(warm_start, inst, force)
 
-    replan = replan_options(previous, now, stability)
+    replan = replan_options(previous, now, stability, inst, force)
     with input_errors():
         engine = optimizer.get_backend(backend)
     if time_limit <= 0:
@@ -150,7 +153,8 @@ def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
     colour = {"optimal": "green", "feasible": "yellow"}.get(plan.status.value, "red")
     out.print(f"[bold]{inst.name}[/bold]  status [{colour}]{plan.status.value}[/{colour}]  "
               f"objective {fmt(plan.objective)}  bound {fmt(plan.bound)}  gap {pct(plan.gap)}  "
-              f"{plan.solve_seconds:.2f}s  ({plan.backend}, seed {plan.seed})")
+              f"{plan.solve_seconds:.2f}s  ({plan.backend}, seed {plan.seed})"
+              + (f"  {plan.summary['stopped']}" if plan.summary.get("stopped") else ""))
     if brief or not plan.is_feasible:
         return
     m = plan_metrics(inst, plan)
@@ -190,13 +194,13 @@ def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
 def validate(
     instance: Annotated[Path, typer.Argument(help="Instance file.")],
     plan: Annotated[Path, typer.Argument(help="Plan file (JSON).")],
+    force: ForceOpt = False,
 ) -> None:
     """Check a plan against the seven rules; exit 0 when valid, 1 with the violations."""
     from ..models.validator import validate as check
 
     inst = load(instance)
-    with input_errors():
-        p = models.load_plan(plan)
+    p = load_plan_for(plan, inst, force)
     violations = check(inst, p)
     if not violations:
         out.print(f"[green]valid[/green]: {len(p.assignments)} assignment(s), "
@@ -216,15 +220,17 @@ def schema() -> None:
 
 @app.command()
 def catalog(
-    regime: Annotated[str, typer.Option(help="Export regime: oct2022, oct2023, jan2026.")]
-    = models.DEFAULT_REGIME,
-    instance: Annotated[Path | None, typer.Option(help="Include an instance's accelerators.")]
-    = None,
+    regime: Annotated[str | None, typer.Option(
+        help="Export regime: oct2022, oct2023, jan2026 (default: the instance's, else "
+             f"{models.DEFAULT_REGIME}).")] = None,
+    instance: Annotated[Path | None, typer.Option(help="Include an instance's accelerators "
+                                                  "and use its regime.")] = None,
 ) -> None:
     """Print the accelerator catalog with export classes under a regime."""
-    if regime not in models.REGIMES:
+    if regime is not None and regime not in models.REGIMES:
         fail(f"unknown regime {regime!r}; choose from {', '.join(models.REGIMES)}")
     base = load(instance) if instance else None
+    regime = regime or (base.regime if base is not None else models.DEFAULT_REGIME)
     data: dict[str, Any] = {"name": "catalog", "horizon": {"periods": 1}, "clusters": [],
                             "startups": [], "regime": regime}
     if base is not None:

@@ -11,11 +11,13 @@ import typer
 from .. import models
 from ..models import Instance, Plan
 from .app import (
+    ForceOpt,
     app,
     err,
     fail,
     input_errors,
     load,
+    load_plan_for,
     out,
 )
 
@@ -44,18 +46,15 @@ def report(
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown summary.")] = False,
     md_out: Annotated[Path | None, typer.Option(
         "--md-out", help="Write the Markdown summary to this file.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Report a plan: headline, Gantt charts, utilization, caps, spend, value, unscheduled."""
     from ..models.validator import validate as check
     from ..present.report import build_report
 
     inst = load(instance)
-    with input_errors():
-        p = models.load_plan(plan)
+    p = load_plan_for(plan, inst, force)
     note = err if md else out  # keep stdout clean Markdown when printing it
-    if p.instance != inst.name:
-        err.print(f"[yellow]warning:[/yellow] the plan is for instance {p.instance!r}, "
-                  f"not {inst.name!r}", markup=True)
     if html_path is None and png is None and md_out is None and not md:
         html_path = Path("report.html")
     violations = check(inst, p)

@@ -10,9 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .. import models, optimizer
+from .. import optimizer
 from .app import (
+    BACKEND_HELP,
     EXIT_NO_PLAN,
+    ForceOpt,
     InstanceArg,
     app,
     err,
@@ -20,6 +22,7 @@ from .app import (
     fmt,
     input_errors,
     load,
+    load_plan_for,
     out,
     pct,
 )
@@ -100,7 +103,7 @@ def whatif(
     dask: Annotated[str | None, typer.Option(
         help="Run the solves on this Dask scheduler (tcp://host:port) instead.")] = None,
     time_limit: Annotated[float, typer.Option(help="Seconds per solve.")] = 60.0,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed (the same for every solve).")] = 0,
     csv: Annotated[Path | None, typer.Option(help="Write the comparison as CSV.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Plot the objectives (PNG, SVG, PDF).")]
@@ -218,7 +221,7 @@ def marginal(
         help="Period ranges per pool: 2 = halves of the horizon, 4 = quarters.")] = 2,
     lp_duals: Annotated[bool, typer.Option(help="Also show LP-relaxation duals (HiGHS).")]
     = True,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Re-solves at once in local processes.")] = 1,
     dask: Annotated[str | None, typer.Option(help="Run the re-solves on this Dask "
@@ -285,7 +288,7 @@ def _fmt_small(x: float | None) -> str:
 def credits(
     instance: InstanceArg = None,
     time_limit: Annotated[float, typer.Option(help="Seconds per solve.")] = 30.0,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     csv: Annotated[Path | None, typer.Option(help="Write the table as CSV.")] = None,
 ) -> None:
@@ -349,8 +352,9 @@ def caps(
     loosen: Annotated[float, typer.Option(help="How much looser the re-solved caps are.")]
     = 0.10,
     binding_only: Annotated[bool, typer.Option(help="List binding windows only.")] = False,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    force: ForceOpt = False,
 ) -> None:
     """Cap use per window against its limit, binding windows, and what a looser cap adds."""
     from contextlib import nullcontext
@@ -364,8 +368,7 @@ def caps(
     inst = load(instance)
     given = None
     if plan is not None:
-        with input_errors():
-            given = models.load_plan(plan)
+        given = load_plan_for(plan, inst, force)
         violations = check(inst, given)
         if violations:
             err.print(f"[yellow]warning:[/yellow] the plan breaks {len(violations)} rule(s)")
