@@ -83,13 +83,22 @@ def export(
     plan: Annotated[Path, typer.Argument(help="Plan file (JSON).")],
     csv_path: Annotated[Path | None, typer.Option(
         "--csv", help="Write the assignments here as CSV (default: print them).")] = None,
+    instance: Annotated[Path | None, typer.Option(
+        help="The plan's instance: start-ups of older plan files, and calendar dates when "
+             "its horizon has a start.")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Export a plan's assignments as CSV: one row per assignment."""
+    """Export a plan's assignments as CSV, one row per assignment: the columns of
+    ``plan.to_dataframe()``."""
     from ..present.report import assignments_csv
 
-    with input_errors():
-        p = models.load_plan(plan)
-    text = assignments_csv(p)
+    inst = load(instance) if instance is not None else None
+    if inst is not None:
+        p = load_plan_for(plan, inst, force)
+    else:
+        with input_errors():
+            p = models.load_plan(plan)
+    text = assignments_csv(p, inst)
     if csv_path is None:
         sys.stdout.write(text)
         return

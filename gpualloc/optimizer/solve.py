@@ -186,7 +186,8 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         status = SolveStatus.FEASIBLE
         if gap is not None and gap <= params.gap_tolerance + 1e-12:  # the user's tolerance
             raw.stats["stopped"] = f"stopped at gap ≤ {100 * params.gap_tolerance:g}%"
-    assignments = model.decode(values) if values is not None else []
+    assignments = [a.model_copy(update={"startup": instance.job_by_id[a.job].startup})
+                   for a in model.decode(values)] if values is not None else []
     assigned = {a.job for a in assignments}
     return Plan(
         instance=instance.name,
