@@ -15,8 +15,8 @@ import pytest
 
 from gpualloc import optimizer
 from gpualloc.models import Instance, InstanceError, Plan, load_instance
-from gpualloc.models.validator import validate
 from gpualloc.models.plan import DATE_COLUMNS, RECORD_COLUMNS
+from gpualloc.models.validator import validate
 from gpualloc.present.report import (
     Report,
     assignments_csv,
