@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from .. import optimizer
+from ..present.format import rate, short, signed
 from .app import (
     BACKEND_HELP,
     EXIT_NO_PLAN,
@@ -27,20 +28,17 @@ from .app import (
     pct,
 )
 
-
 # -- what-if studies, sweeps, marginal values, credits and caps ------------------------------
+SPLITS = (2, 4)  # the period splits marginal offers
 def _short(x: float | None) -> str:
-    """Compact numbers for wide tables: 1.23M, 45.6k."""
-    if x is None:
-        return "-"
-    for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= size:
-            return f"{x / size:.3g}{suffix}"
-    return f"{x:.3g}"
+    """Compact numbers for wide tables: 1.23M, 45.6k, 2.1B (``present.format.short``)."""
+    return short(x)
 
 
 def _signed(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else ("+" if x > 0 else "") + fmt(x, digits)
+    if x is not None and abs(x) >= 1e6:
+        digits = 0
+    return signed(x, digits)
 
 
 @contextmanager
@@ -229,12 +227,14 @@ def marginal(
     csv: Annotated[Path | None, typer.Option(help="Write the ranking as CSV.")] = None,
 ) -> None:
     """Rank pools, caps and start-up credits by objective gained per unit added."""
-    from ..analysis.marginal import group_by_kind, marginal_rows, marginal_values
+    from ..analysis.marginal import gains, group_by_kind, marginal_rows, marginal_values
     from ..analysis.whatif import write_csv
 
     _check_run_options(time_limit, workers)
-    if delta < 0 or splits < 1:
-        fail("--delta must be >= 0 and --splits >= 1")
+    if delta < 0:
+        fail("--delta must be >= 0")
+    if splits not in SPLITS:
+        fail(f"--splits must be {' or '.join(map(str, SPLITS))}, not {splits}")
     if delta == 0 and not quantum:
         fail("--delta 0 with --no-quantum adds nothing")
     inst = load(instance)
@@ -255,14 +255,23 @@ def marginal(
         cols += ["status"]
         for col in cols:
             t.add_column(col, justify="left" if col in ("item", "unit", "status") else "right")
+        idle = [v for v in group if not gains(v)]
         for v in group:
+            if not gains(v):
+                continue
             added = f"{fmt(v.delta, 0)}/period" if v.kind == "pool" else fmt(v.delta, 0)
             row = [str(v.rank), v.item, v.unit, added, _signed(v.gain),
-                   _fmt_small(v.value_per_unit)]
-            row += [_fmt_small(v.lp_dual)] if show_dual else []
+                   rate(v.value_per_unit, v.unit)]
+            row += [rate(v.lp_dual, v.unit)] if show_dual else []
             row += [v.status + (f" ({v.note})" if v.note else "")]
             t.add_row(*row)
-        out.print(t)
+        if t.row_count:
+            out.print(t)
+        else:
+            out.print(f"{titles[kind]}: adding gains nothing anywhere")
+        if idle and t.row_count:
+            out.print(f"  no gain from adding ({len(idle)}): " + ", ".join(map(_idle, idle)),
+                      markup=False, soft_wrap=True)
     if not values:
         out.print("nothing to rank: no pools, no caps with a limit, no finite credits")
     quantum_text = "the smallest need of one unscheduled job" if quantum else "0"
@@ -276,12 +285,9 @@ def marginal(
         out.print(f"CSV written to {csv}", markup=False)
 
 
-def _fmt_small(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "0"
-    return f"{x:.4g}"
+def _idle(v: Any) -> str:
+    """A resource whose addition gains nothing (with its re-solve status if not proven)."""
+    return v.item if v.status in ("optimal", "skipped") else f"{v.item} ({v.status})"
 
 
 @app.command()
@@ -359,7 +365,7 @@ def caps(
     """Cap use per window against its limit, binding windows, and what a looser cap adds."""
     from contextlib import nullcontext
 
-    from ..analysis.marginal import cap_report
+    from ..analysis.marginal import NEAR_BINDING, cap_report
     from ..models.validator import validate as check
 
     _check_run_options(time_limit)
@@ -390,6 +396,8 @@ def caps(
             f"{pct(line.fraction)} of its share scope"
         head = (f"[bold]{line.cap}[/bold] ({line.metric} per {line.per}, limit {limit}): "
                 f"{line.binding}/{len(line.windows)} window(s) binding")
+        if line.near_binding:
+            head += f", {line.near_binding} near-binding (>= 99% of the limit)"
         if line.looser_status is not None:
             head += (f"; {pct(loosen)} looser adds {_signed(line.looser_gain)} "
                      f"({line.looser_status})")
@@ -403,7 +411,8 @@ def caps(
             first, last = w["periods"]
             span = str(first) if first == last else f"{first}-{last}"
             share = w["use"] / w["limit"] if w["limit"] else None
+            near = share is not None and share >= NEAR_BINDING
             t.add_row(span, fmt(w["use"], 0), fmt(w["limit"], 0), pct(share),
-                      "[red]yes[/red]" if w["binding"] else "")
+                      "[red]yes[/red]" if w["binding"] else "near" if near else "")
         if t.row_count:
             out.print(t)

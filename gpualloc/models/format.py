@@ -3,7 +3,8 @@ numbers written to CSV files.
 
 Conventions: thousands separators and never scientific notation; whole numbers without
 decimals, others with two (``digits``); no ``-0``; large amounts in full (no "bn" or "M"
-abbreviations, so ``1,074,120,000`` and never ``1.07e+09``); a tiny rate is shown per thousand,
+abbreviations in text, so ``1,074,120,000`` and never ``1.07e+09``; ``short`` for axes and wide
+tables: ``1.07B``); a tiny rate is shown per thousand,
 million or billion units (``0.93 per million TPP``). CSV numbers are rounded to 12 significant
 digits so that float noise (``6971596.799999999``) does not leak. ``gpualloc.present.format``
 re-exports this module: it lives in ``models`` because explain's ``lines()`` (in ``analysis``)
@@ -57,8 +58,20 @@ def rate(x: float | None, unit: str, digits: int = 2) -> str:
         return "-"
     for factor, word in _SCALES:
         if abs(x) * factor >= 10 ** -digits * 10 or factor == _SCALES[-1][0] or x == 0:
-            return f"{num(x * factor, digits)} per {word}{unit}"
+            plural = word and unit[-1:].islower() and not unit.endswith("s")
+            return f"{num(x * factor, digits)} per {word}{unit}{'s' if plural else ''}"
     return f"{num(x, digits)} per {unit}"  # pragma: no cover
+
+
+def short(x: float | None) -> str:
+    """Compact form for axes and wide tables: ``950``, ``45.6k``, ``1.23M``, ``2.1B`` (B for
+    billions, the one convention), ``4T``."""
+    if x is None:
+        return "-"
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"{_clean(x / size, 2):.3g}{suffix}"
+    return num(x, 2) if abs(x) >= 0.01 or x == 0 else num(x, 4)
 
 
 def csv_value(x: object) -> object:

@@ -27,6 +27,7 @@ from ..models import Assignment, Instance, Plan
 from ..models.instance import Cap
 from ..models.metrics import plan_metrics
 from ..models.rules import cap_use
+from .format import short
 
 Metrics = dict[str, Any]
 
@@ -35,11 +36,8 @@ _PALETTE = [colormaps["tab20"](k) for k in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
 
 
 def compact(x: float, _pos: object = None) -> str:
-    """Axis numbers: ``950``, ``1.5k``, ``380M``, ``2.1B``, ``4T``."""
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= size:
-            return f"{x / size:.3g}{suffix}"
-    return f"{x:.3g}"
+    """Axis numbers: ``950``, ``1.5k``, ``380M``, ``2.1B``, ``4T`` (``present.format.short``)."""
+    return short(x)
 
 
 _COMPACT = FuncFormatter(compact)
