@@ -177,3 +177,23 @@ def test_cli_shows_the_gap_stop(tmp_path: Path) -> None:
     if plan["status"] == "feasible":
         assert "stopped at gap ≤ 50%" in r.output
     check_plan(load_instance(path), load_plan(out), gap_tolerance=0.5)
+
+
+def test_solve_summarises_ineligible_placements(tmp_path: Path) -> None:
+    data = copy.deepcopy(INSTANCE)
+    data["startups"] = [{"id": "alpha", "restricted": ["3A090.b"]}]  # H800 under jan2026
+    data["clusters"][0]["pools"].append({"accelerator": "L20", "gpus": 8,
+                                         "price_per_gpu_hour": 1.0})
+    data["jobs"] = [{"id": f"j{k}", "startup": "alpha", "value": 1, "options": [
+        {"accelerator": "H800", "gpus": 1, "periods": 1},
+        {"accelerator": "L20", "gpus": 1, "periods": 1}]} for k in range(8)]
+    path = tmp_path / "barred.yaml"
+    path.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["solve", str(path)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "8 option placement(s) removed as ineligible (--verbose lists them):" in r.output
+    assert "8 x start-up alpha may not use 3A090.b (H800): j0, j1, j2, j3, j4 and 3 more" \
+        in r.output
+    assert "j7 option 0 on cn1" not in r.output
+    r = runner.invoke(app, ["solve", str(path), "--verbose"], terminal_width=200)
+    assert sum("option 0 on cn1: start-up alpha" in line for line in r.output.splitlines()) == 8

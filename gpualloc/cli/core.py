@@ -48,6 +48,9 @@ def solve(
     out_path: Annotated[Path | None, typer.Option("--out", help="Write the plan here (JSON).")]
     = None,
     quiet: Annotated[bool, typer.Option(help="Print only the headline.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        help="List every ineligible option placement (default: a summary per reason).")]
+    = False,
     report_path: Annotated[Path | None, typer.Option(
         "--report", help="Also write a report of the plan (HTML; Markdown for .md).")] = None,
     previous: Annotated[Path | None, typer.Option(
@@ -80,7 +83,7 @@ def solve(
                                     **replan)
     if out_path is not None and (plan.is_feasible or not interrupted):
         models.save_plan(plan, out_path, inst)
-    print_plan(inst, plan, brief=quiet)
+    print_plan(inst, plan, brief=quiet, verbose=verbose)
     if replan:
         print_changes(plan)
     if out_path is not None:
@@ -146,7 +149,29 @@ def _solve_live(inst: Instance, engine: optimizer.Backend, show: bool,
             signal.signal(s, handler)
 
 
-def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
+def print_ineligible(plan: Plan, verbose: bool = False, shown: int = 5) -> None:
+    """Option placements the export rules removed: one line per reason (how many, which jobs),
+    or every placement with ``verbose``."""
+    out.print(f"{len(plan.ineligible)} option placement(s) removed as ineligible"
+              + (":" if verbose else " (--verbose lists them):"))
+    if verbose:
+        for x in plan.ineligible:
+            out.print(f"  {x.job} option {x.option} on {x.cluster}: {x.reason}", markup=False)
+        return
+    by_reason: dict[str, list[str]] = {}
+    for x in plan.ineligible:
+        jobs = by_reason.setdefault(x.reason, [])
+        if x.job not in jobs:
+            jobs.append(x.job)
+    for reason, jobs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        n = sum(1 for x in plan.ineligible if x.reason == reason)
+        more = f" and {len(jobs) - shown} more" if len(jobs) > shown else ""
+        out.print(f"  {n} x {reason}: {', '.join(jobs[:shown])}{more}", markup=False,
+                  soft_wrap=True)
+
+
+def print_plan(inst: Instance, plan: Plan, brief: bool = False,
+               verbose: bool = False) -> None:
     """Headline, then per start-up, per cap and per pool tables."""
     from ..models.metrics import plan_metrics
 
@@ -181,9 +206,7 @@ def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
         t.add_row(pid, pct(p["mean_utilization"]))
     out.print(t)
     if plan.ineligible:
-        out.print(f"{len(plan.ineligible)} option placement(s) removed as ineligible:")
-        for x in plan.ineligible:
-            out.print(f"  {x.job} option {x.option} on {x.cluster}: {x.reason}", markup=False)
+        print_ineligible(plan, verbose)
     if plan.unscheduled:
         out.print(f"unscheduled ({len(plan.unscheduled)}): {', '.join(plan.unscheduled)}",
                   markup=False)

@@ -35,6 +35,16 @@ def num(x: float | None, digits: int = 2) -> str:
     return f"{v:,.{digits}f}"
 
 
+def precise(x: float | None) -> str:
+    """Every significant decimal up to 9, no trailing zeros, no e-notation (for messages where
+    a small excess matters): ``100.0000012``, ``1,074,120``."""
+    if x is None:
+        return "-"
+    v = float(f"{float(x):.12g}")
+    text = f"{v:,.9f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 def signed(x: float | None, digits: int = 2) -> str:
     """``num`` with an explicit sign: ``+1,074,120``, ``-3.50``, ``0``."""
     if x is None:

@@ -129,7 +129,8 @@ def _unforced(instance: Instance, model: LinearModel, plan: Plan, index: _RowInd
             break
     assert best is not None  # structural reasons cover jobs without placements
     p = model.placements[best[1]]
-    where = f"on {p.cluster}/{p.accelerator} in periods {p.start}-{p.end - 1}"
+    when = f"period {p.start}" if p.periods == 1 else f"periods {p.start}-{p.end - 1}"
+    where = f"on {p.cluster}/{p.accelerator} in {when}"
     if not best[2]:
         return JobReason(job.id, "not_evaluated", f"it fits beside the plan {where}: the plan "
                          f"left value on the table{forced}", value)
