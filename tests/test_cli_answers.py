@@ -197,3 +197,15 @@ def test_solve_summarises_ineligible_placements(tmp_path: Path) -> None:
     assert "j7 option 0 on cn1" not in r.output
     r = runner.invoke(app, ["solve", str(path), "--verbose"], terminal_width=200)
     assert sum("option 0 on cn1: start-up alpha" in line for line in r.output.splitlines()) == 8
+
+
+def test_import_jobs_says_that_yaml_comments_are_dropped(tmp_path: Path) -> None:
+    inst = tmp_path / "mine.yaml"
+    inst.write_text("# the fleet, annotated\n" + yaml.safe_dump(INSTANCE))
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,startup,accelerator,gpus,periods\nnew,alpha,H800,1,1\n")
+    out = tmp_path / "new.yaml"
+    r = runner.invoke(app, ["import-jobs", str(inst), str(jobs), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "comments of" in r.output and "are not kept" in r.output
+    assert len(load_instance(out).jobs) == 3

@@ -133,3 +133,17 @@ def import_jobs(
     options = sum(len(j.options) for j in added)
     out.print(f"{len(added)} job(s) with {options} option(s) added; instance written to "
               f"{out_path}", markup=False)
+    if _has_comments(instance):
+        err.print(f"note: the comments of {instance} are not kept in {out_path} (the instance "
+                  "is written anew from its data)", markup=False)
+
+
+def _has_comments(path: Path) -> bool:
+    """Whether a YAML file has a comment line (a cheap look; JSON has none)."""
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return False
+    try:
+        return any(line.lstrip().startswith("#") or " #" in line
+                   for line in path.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError):
+        return False

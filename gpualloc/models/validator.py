@@ -174,8 +174,8 @@ def validate(instance: Instance, plan: Plan) -> list[Violation]:
                 bound = cap.fraction * math.fsum(share[t] for t in window)
                 if exceeds(total, bound):
                     add(Violation(7, window_label(cap, window), f"{cap.metric} use "
-                                  f"{precise(total)} exceeds {precise(cap.fraction)} of the share_of "
-                                  f"use ({precise(bound)})"))
+                                  f"{precise(total)} exceeds {precise(cap.fraction)} of the "
+                                  f"share_of use ({precise(bound)})"))
 
     # Rule 0: the objective the plan claims.
     if plan.objective is not None:
