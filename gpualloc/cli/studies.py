@@ -255,23 +255,21 @@ def marginal(
         cols += ["status"]
         for col in cols:
             t.add_column(col, justify="left" if col in ("item", "unit", "status") else "right")
+        ranked = [v for v in group if gains(v)]
         idle = [v for v in group if not gains(v)]
-        for v in group:
-            if not gains(v):
-                continue
+        for n, v in enumerate([*ranked, *idle]):
+            if n == len(ranked) and ranked:
+                t.add_section()  # the resources whose addition gains nothing, unranked
             added = f"{fmt(v.delta, 0)}/period" if v.kind == "pool" else fmt(v.delta, 0)
-            row = [str(v.rank), v.item, v.unit, added, _signed(v.gain),
+            row = [str(v.rank) if gains(v) else "-", v.item, v.unit, added, _signed(v.gain),
                    rate(v.value_per_unit, v.unit)]
             row += [rate(v.lp_dual, v.unit)] if show_dual else []
             row += [v.status + (f" ({v.note})" if v.note else "")]
             t.add_row(*row)
-        if t.row_count:
-            out.print(t)
-        else:
-            out.print(f"{titles[kind]}: adding gains nothing anywhere")
-        if idle and t.row_count:
-            out.print(f"  no gain from adding ({len(idle)}): " + ", ".join(map(_idle, idle)),
-                      markup=False, soft_wrap=True)
+        t.caption = (f"{len(idle)} below the line gain nothing (unranked)" if ranked and idle
+                     else "adding any of these gains nothing" if idle else None)
+        t.caption_justify = "left"
+        out.print(t)
     if not values:
         out.print("nothing to rank: no pools, no caps with a limit, no finite credits")
     quantum_text = "the smallest need of one unscheduled job" if quantum else "0"
@@ -283,11 +281,6 @@ def marginal(
         except OSError as e:
             fail(f"cannot write {csv}: {e.strerror or e}")
         out.print(f"CSV written to {csv}", markup=False)
-
-
-def _idle(v: Any) -> str:
-    """A resource whose addition gains nothing (with its re-solve status if not proven)."""
-    return v.item if v.status in ("optimal", "skipped") else f"{v.item} ({v.status})"
 
 
 @app.command()

@@ -51,6 +51,19 @@ class Assignment(BaseModel):
     def periods(self) -> int:
         return self.end - self.start
 
+    def _key(self) -> tuple[Any, ...]:
+        return (self.job, self.cluster, self.accelerator, self.gpus, self.start, self.end,
+                self.cost, self.value, self.option)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when everything but ``startup`` (derived from the job) is."""
+        if not isinstance(other, Assignment):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
 
 class Ineligible(BaseModel):
     """An option removed before solving because an export rule bars it on a cluster."""

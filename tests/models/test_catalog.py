@@ -243,6 +243,7 @@ def test_new_accelerator_without_tpp_is_unrestricted_with_a_warning() -> None:
 def test_new_accelerator_with_a_class_but_no_tpp_gives_no_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=r".*the instance has no jobs")
         inst = instance([{"name": "Secret", "export_class": "3A090.a"}])
     assert inst.export_class("Secret") == "3A090.a"
     assert inst.tpp("Secret") == 0.0
