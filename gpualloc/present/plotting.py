@@ -21,12 +21,13 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter
 
 from ..models import Assignment, Instance, Plan
 from ..models.instance import Cap
 from ..models.metrics import plan_metrics
 from ..models.rules import cap_use
+from .axes import fit_label, per_text, period_axis
 from .format import short
 
 Metrics = dict[str, Any]
@@ -41,43 +42,6 @@ def compact(x: float, _pos: object = None) -> str:
 
 
 _COMPACT = FuncFormatter(compact)
-
-
-def _period_axis(ax: Axes, instance: Instance) -> None:
-    """x axis in periods; with a horizon start each tick also shows the date the period
-    begins (``12`` over ``2025-03-31``)."""
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if instance.horizon.start is None:
-        ax.set_xlabel("period")
-        return
-    from ..models.plan import period_date
-
-    periods = instance.horizon.periods
-
-    def label(x: float, _pos: object = None) -> str:
-        t = round(x)
-        if abs(x - t) > 1e-6 or not 0 <= t <= periods:
-            return ""
-        return f"{t}\n{period_date(instance, t)}"
-
-    ax.xaxis.set_major_formatter(FuncFormatter(label))
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_xlabel("period (and the date it begins)")
-
-
-# Gantt labels: 7 pt text at 100 dpi is about 5.8 px per character and 11.7 px per line.
-_CHAR_PX, _LINE_PX = 5.8, 11.7
-
-
-def _fit_label(job: str, gpus: str, tag: str, width_px: float,
-               height_px: float) -> str | None:
-    """The longest label that fits a block of ``width_px`` x ``height_px``, or None."""
-    for text in (f"{job}\n{gpus}", f"{job} ({gpus})", tag):
-        lines = text.split("\n")
-        if max(len(x) for x in lines) * _CHAR_PX * 1.1 <= width_px and \
-                len(lines) * _LINE_PX <= height_px:
-            return text
-    return None
 
 
 def startup_colors(instance: Instance) -> dict[str, tuple[float, float, float, float]]:
@@ -171,7 +135,7 @@ def plot_gantt(instance: Instance, plan: Plan, cluster: str, accelerator: str,
                 color=owners[startup], edgecolor="white", linewidth=0.8, label="_nolegend_")
         gpus = f"{a.gpus:,} GPU{'s' * (a.gpus != 1)}"
         tag = str(k + 1)
-        label = _fit_label(a.job, gpus, tag, a.periods * px_x, a.gpus * px_y)
+        label = fit_label(a.job, gpus, tag, a.periods * px_x, a.gpus * px_y)
         if label is not None:
             ax.text(a.start + a.periods / 2, offsets[k] + a.gpus / 2, label,
                     ha="center", va="center", fontsize=7, clip_on=True)
@@ -183,7 +147,7 @@ def plot_gantt(instance: Instance, plan: Plan, cluster: str, accelerator: str,
             linewidth=1.2, linestyle="--", label="capacity")
     ax.set_xlim(0, horizon)
     ax.set_ylim(0, max(1, top) * 1.05)
-    _period_axis(ax, instance)
+    period_axis(ax, instance)
     ax.set_ylabel("GPUs")
     ax.set_title(f"{cluster} / {accelerator}: {len(runs)} job(s)")
     handles: list[Any] = [Patch(color=c, label=s) for s, c in owners.items()]
@@ -223,7 +187,7 @@ def plot_utilization(instance: Instance, plan: Plan, ax: Axes | None = None,
     image = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap=cmap, vmin=0.0, vmax=top,
                       interpolation="nearest")
     ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
-    _period_axis(ax, instance)
+    period_axis(ax, instance)
     ax.set_title("Pool utilization (GPUs used / capacity)")
     ax.figure.colorbar(image, ax=ax, label="utilization", fraction=0.04, pad=0.02)
     return ax
@@ -312,7 +276,7 @@ def plot_caps(instance: Instance, plan: Plan, ax: Axes | None = None, cap_id: st
                 "window": "cumulative over the window"}[s.per]
         ax.set_ylabel(f"{s.metric} ({what})")
         ax.yaxis.set_major_formatter(_COMPACT)
-        ax.set_title(f"Cap {s.cap}: {s.metric} {_per_text(caps[0])}")
+        ax.set_title(f"Cap {s.cap}: {s.metric} {per_text(caps[0])}")
     else:
         colors = colormaps["tab10"]
         for k, cap in enumerate(caps):
@@ -324,19 +288,9 @@ def plot_caps(instance: Instance, plan: Plan, ax: Axes | None = None, cap_id: st
         ax.set_ylim(bottom=0)
         ax.set_title("Cap use as a share of the limit (horizon and window caps: cumulative)")
     ax.set_xlim(-0.5, horizon - 0.5)
-    _period_axis(ax, instance)
+    period_axis(ax, instance)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return ax
-
-
-def _per_text(cap: Cap) -> str:
-    """``per period``, ``per rolling 4-period window``, ``over periods 0-12``, ``over the
-    horizon``."""
-    if cap.per == "rolling":
-        return f"per rolling {cap.length}-period window"
-    if cap.per == "window" and cap.periods is not None:
-        return f"over periods {cap.periods[0]}-{cap.periods[1]}"
-    return "over the horizon" if cap.per == "horizon" else "per period"
 
 
 # -- spend and value ---------------------------------------------------------------------------
