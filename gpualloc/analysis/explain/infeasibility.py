@@ -163,7 +163,7 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
         ex.verification = (f"the relaxed instance solves {check.status.value} with "
                            f"{check.backend} (objective {_num(check.objective)}) and the plan "
                            "passes the validator")
-        remaining = max(1.0, time_limit - (time.perf_counter() - began))
+        remaining = max(1.0, time_limit - (time.perf_counter() - began))  # at least 1 s
         below, findings = check_below(relaxed, data, ex.relaxations, engine, remaining, seed)
         ex.minimal = below and elastic.proven and not elastic.time_limited
         ex.minimality = "; ".join(findings)
