@@ -290,3 +290,11 @@ def test_dataframe_and_csv_carry_dates_when_the_horizon_has_a_start() -> None:
     assert "2025-01-06 to 2025-02-16, inclusive" in page  # 6 weeks; the end is exclusive
     assert "start date</th>" in page and "end date (excl.)</th>" in page
     assert '<th class="n">GPUs</th>' in page  # numeric headers right-aligned
+
+
+def test_headline_shows_a_gap_stop_as_feasible(inst: Instance, solved: Plan) -> None:
+    stopped = solved.model_copy(update={"status": "feasible",
+                                        "summary": {"stopped": "stopped at gap ≤ 5%"}})
+    rep = build_report(inst, stopped)
+    assert dict(rep.headline())["status"] == "feasible (stopped at gap ≤ 5%)"
+    assert '<dd class="warn">feasible (stopped at gap ≤ 5%)</dd>' in rep.html_headline()

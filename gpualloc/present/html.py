@@ -71,8 +71,8 @@ def md_table(head: tuple[str, ...], rows: list[list[str]]) -> list[str]:
 
 
 def status_class(key: str, value: str) -> str:
-    if key == "status":
-        return {"optimal": "good", "feasible": "warn"}.get(value, "bad")
+    if key == "status":  # "feasible (stopped at gap ≤ 5%)" is feasible
+        return {"optimal": "good", "feasible": "warn"}.get(value.split(" ")[0], "bad")
     if key == "validator":
         return "good" if value == "valid" else "bad"
     return ""
