@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gpualloc import optimizer
-from gpualloc.models import Instance, InstanceError, Plan, load_instance
+from gpualloc.models import Instance, InstanceError, Plan, SolveStatus, load_instance
 from gpualloc.models.plan import DATE_COLUMNS, RECORD_COLUMNS
 from gpualloc.models.validator import validate
 from gpualloc.present.report import (
@@ -293,7 +293,7 @@ def test_dataframe_and_csv_carry_dates_when_the_horizon_has_a_start() -> None:
 
 
 def test_headline_shows_a_gap_stop_as_feasible(inst: Instance, solved: Plan) -> None:
-    stopped = solved.model_copy(update={"status": "feasible",
+    stopped = solved.model_copy(update={"status": SolveStatus.FEASIBLE,
                                         "summary": {"stopped": "stopped at gap ≤ 5%"}})
     rep = build_report(inst, stopped)
     assert dict(rep.headline())["status"] == "feasible (stopped at gap ≤ 5%)"
