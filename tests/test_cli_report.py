@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ INSTANCE: dict[str, Any] = {
          "options": [{"accelerator": "H800", "gpus": 32, "periods": 1}]},
     ],
 }
-EXTERNAL = ("http://", "https://", 'src="//', "<script", "<link")
+EXTERNAL = ("<link", "@import", "<iframe", "<object", "<embed", "<script src")
 
 runner = CliRunner()
 
@@ -55,8 +56,10 @@ def test_solve_writes_plan_and_report(files: dict[str, Path]) -> None:
     assert {a.job for a in plan.assignments} == {"a1", "b1"}
     page = files["page"].read_text(encoding="utf-8")
     assert all(needle not in page for needle in EXTERNAL)
-    assert page.count('src="data:image/png;base64,') == 5  # 2 Gantt, utilization, spend, value
-    assert "big" in page and "more GPUs than its pools have" in page
+    images = re.findall(r'<img[^>]*src="data:image/png;base64,', page)
+    assert len(images) == 2  # spend, value (no caps)
+    assert 'id="gantt"' in page and 'id="utilization"' in page  # interactive, plotly inline
+    assert "big" in page and "no pool that can run its options has enough GPUs" in page
 
 
 def test_solve_report_as_markdown(files: dict[str, Path]) -> None:
@@ -121,6 +124,8 @@ def test_export_csv(files: dict[str, Path]) -> None:
     result = runner.invoke(app, ["export", str(files["plan"]), "--csv", str(out)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["startup"] for r in rows] == [a.startup for a in plan.assignments]
+    assert all(r["startup"] for r in rows) and all(r["periods"] for r in rows)
     assert [(r["job"], r["cluster"], r["accelerator"], int(r["gpus"]), int(r["start"]),
              int(r["end"]), float(r["cost"]), float(r["value"])) for r in rows] == [
         (a.job, a.cluster, a.accelerator, a.gpus, a.start, a.end, a.cost, a.value)

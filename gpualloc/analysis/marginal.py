@@ -66,7 +66,7 @@ class MarginalValue:
     value_per_unit: float | None
     status: str                     # status of the re-solve ("skipped": nothing can use it)
     lp_dual: float | None = None    # LP-relaxation dual, per unit, where available
-    rank: int = 0                   # 1 = most valuable within its kind
+    rank: int = 0                   # 1 = most valuable within its kind; 0: gains nothing
     target: str = ""                # pool "cluster/accelerator", cap id or start-up id
     periods: tuple[int, int] | None = None  # pools: first and last period of the range
     note: str = ""
@@ -223,14 +223,26 @@ def marginal_values(instance: Instance, *, backend: str = "cpsat",
 
 
 def _ranked(values: list[MarginalValue]) -> list[MarginalValue]:
+    """Within each kind: the resources that gain, by value per unit (rank 1, 2, ...), then the
+    ones that gain nothing (rank 0, unranked) in resource and period order."""
     out = []
+
+    def order(v: MarginalValue) -> tuple[str, tuple[int, int]]:
+        return v.target or v.item, v.periods or (0, 0)
+
     for kind in ("pool", "cap", "credits"):
         group = [v for v in values if v.kind == kind]
-        group.sort(key=lambda v: (-(v.value_per_unit if v.value_per_unit is not None
-                                    else -math.inf), v.item))
-        for k, v in enumerate(group, 1):
-            out.append(replace(v, rank=k))
+        gaining = sorted((v for v in group if gains(v)),
+                         key=lambda v: (-(v.value_per_unit or 0.0), order(v)))
+        rest = sorted((v for v in group if not gains(v)), key=order)
+        out += [replace(v, rank=k) for k, v in enumerate(gaining, 1)]
+        out += [replace(v, rank=0) for v in rest]
     return out
+
+
+def gains(v: MarginalValue) -> bool:
+    """Whether adding the resource raised the objective (beyond the 1e-6 tolerance)."""
+    return v.value_per_unit is not None and v.gain is not None and v.gain > 1e-6
 
 
 def _dual_of(duals: dict[str, float], instance: Instance, p: _Probe) -> float | None:
@@ -310,9 +322,20 @@ class CapLine:
     binding: int                   # number of binding windows
     peak_use: float
     peak_limit: float | None
-    looser_gain: float | None = None   # objective added by the looser cap (binding caps)
+    looser_gain: float | None = None   # objective added by the looser cap (binding or near)
+    near_binding: int = 0          # windows not binding but at >= NEAR_BINDING of the limit
     looser_status: str | None = None
     looser_plan: Plan | None = None
+
+
+NEAR_BINDING = 0.99  # a window using this share of its limit or more is near-binding
+
+
+def _near(window: dict[str, Any]) -> bool:
+    """Not binding, but at ``NEAR_BINDING`` of its limit or more (a cap worth pricing)."""
+    limit = window.get("limit")
+    return (not window["binding"] and limit is not None and limit > 0
+            and window["use"] >= NEAR_BINDING * limit)
 
 
 @dataclass
@@ -326,9 +349,10 @@ def cap_report(instance: Instance, plan: Plan | None = None, *, backend: str = "
                time_limit: float | None = 60.0, seed: int = 0, gap_tolerance: float = 1e-6,
                loosen: float = 0.10, workers: int = 1, dask_address: str | None = None,
                progress: StudyProgress | None = None) -> CapReport:
-    """Use against limit per cap and window; for binding caps, the value of a looser cap.
+    """Use against limit per cap and window; for binding and near-binding caps (a window at
+    99% of its limit or more), the value of a looser cap.
 
-    Without ``plan`` the instance is solved first. A binding cap is re-solved with
+    Without ``plan`` the instance is solved first. Such a cap is re-solved with
     ``scale = 1 + loosen`` (``apply(instance, [cap scale 1.1])``), warm-started from the
     plan; ``looser_gain`` is the new objective minus the plan's.
     """
@@ -339,7 +363,8 @@ def cap_report(instance: Instance, plan: Plan | None = None, *, backend: str = "
         c.id: {"metric": c.metric, "per": c.per, "limit": c.limit, "windows": [],
                "peak_use": 0.0, "peak_limit": None} for c in instance.caps}
     by_id = {c.id: c for c in instance.caps}
-    binding = [cid for cid, c in caps.items() if any(w["binding"] for w in c["windows"])]
+    binding = [cid for cid, c in caps.items()
+               if any(w["binding"] or _near(w) for w in c["windows"])]
     warm = plan if plan.is_feasible else None
     tasks = [make_task(cid, apply(instance, [CapChange(id=cid, scale=1.0 + loosen)]),
                        backend=backend, time_limit=time_limit, seed=seed,
@@ -357,6 +382,7 @@ def cap_report(instance: Instance, plan: Plan | None = None, *, backend: str = "
             fraction=by_id[cid].fraction, windows=c["windows"],
             binding=sum(1 for w in c["windows"] if w["binding"]), peak_use=c["peak_use"],
             peak_limit=c["peak_limit"], looser_gain=gain,
+            near_binding=sum(1 for w in c["windows"] if _near(w)),
             looser_status=other.status.value if other is not None else None,
             looser_plan=other))
     return CapReport(plan=plan, loosen=loosen, lines=lines)
@@ -381,6 +407,7 @@ __all__ = [
     "CapReport",
     "MarginalValue",
     "cap_report",
+    "gains",
     "group_by_kind",
     "lp_relaxation_duals",
     "marginal_rows",

@@ -432,6 +432,12 @@ def _save_figure(fig: Any, path: str | Path) -> None:
 
 def plot_study(results: Sequence[ScenarioResult], path: str | Path) -> None:
     """Bar chart of the objective per scenario (Agg backend, no pyplot state)."""
+    _save_figure(study_figure(results), path)
+
+
+def study_figure(results: Sequence[ScenarioResult]) -> Any:
+    """The figure of ``plot_study``: a bar per scenario, a red X for one without a plan, the
+    base scenario's objective as a labelled dashed line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -445,12 +451,23 @@ def plot_study(results: Sequence[ScenarioResult], path: str | Path) -> None:
     ax.barh(range(len(names)), values, color=colours)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
+    missing = [k for k, r in enumerate(results) if not r.plan.is_feasible]
+    if missing:  # a zero-width bar would look like objective 0: mark it instead
+        ax.plot([0.0] * len(missing), missing, linestyle="none", marker="X", markersize=10,
+                color="#c44e52", label="no plan (infeasible or none in time)")
+        for k in missing:
+            ax.annotate(f"no plan ({results[k].plan.status.value})", (0.0, k),
+                        xytext=(8, 0), textcoords="offset points", va="center",
+                        color="#c44e52", fontsize=8)
     if results and results[0].objective is not None:
-        ax.axvline(results[0].objective, color="black", linewidth=0.8, linestyle="--")
-    ax.set_xlabel("objective (blue optimal, orange feasible, red no plan)")
+        ax.axvline(results[0].objective, color="black", linewidth=0.8, linestyle="--",
+                   label=f"base ({results[0].name}) objective")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("objective (blue optimal, orange feasible, red X no plan)")
     ax.set_title("What-if study")
     fig.tight_layout()
-    _save_figure(fig, path)
+    return fig
 
 
 def plot_sweep(points: Sequence[SweepPoint], spec: SweepSpec, path: str | Path) -> None:

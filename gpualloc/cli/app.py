@@ -75,16 +75,38 @@ def load(path: Path | None) -> Instance:
         return models.load_instance(path or default_instance())
 
 
+def load_plan_for(path: Path, inst: Instance, force: bool = False) -> models.Plan:
+    """Load a plan file meant for ``inst``: a plan naming another instance is refused with one
+    line and exit 2 (``--force`` turns that into a warning)."""
+    with input_errors():
+        plan = models.load_plan(path)
+    if plan.instance != inst.name:
+        message = f"plan is for {plan.instance!r}, not {inst.name!r}"
+        if not force:
+            fail(f"{path}: {message} (--force to use it anyway)")
+        err.print(f"[yellow]warning:[/yellow] {path}: {message}", markup=True)
+    return plan
+
+
+BACKEND_HELP = ("Solver: cpsat, cbc, highs or greedy (a heuristic that proves nothing itself: "
+                "its plan's bound is the trivial one, every job at its best placement).")
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Use a plan file even when it names another instance.")]
+
+
 def fmt(x: float | None, digits: int = 2) -> str:
-    if x is None:
-        return "-"
-    if abs(x) >= 1e6:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits}f}"
+    """A number for the console (``present.format``: separators, no -0, no e-notation)."""
+    from ..present.format import num
+
+    if x is not None and abs(x) >= 1e6:
+        digits = 0
+    return num(x, digits)
 
 
 def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+    from ..present.format import pct as percent
+
+    return percent(x)
 
 
 # -- solve ------------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ from rich.table import Table
 from .. import models, optimizer
 from ..models import Instance, Plan
 from .app import (
+    BACKEND_HELP,
     EXIT_INTERRUPTED,
     EXIT_NO_PLAN,
+    ForceOpt,
     InstanceArg,
     app,
     err,
@@ -26,6 +28,7 @@ from .app import (
     fmt,
     input_errors,
     load,
+    load_plan_for,
     out,
     pct,
 )
@@ -36,7 +39,7 @@ from .reports import write_report
 @app.command()
 def solve(
     instance: InstanceArg = None,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     time_limit: Annotated[float, typer.Option(help="Seconds, model building included.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Solver threads (1 = deterministic).")] = 1,
@@ -45,6 +48,9 @@ def solve(
     out_path: Annotated[Path | None, typer.Option("--out", help="Write the plan here (JSON).")]
     = None,
     quiet: Annotated[bool, typer.Option(help="Print only the headline.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        help="List every ineligible option placement (default: a summary per reason).")]
+    = False,
     report_path: Annotated[Path | None, typer.Option(
         "--report", help="Also write a report of the plan (HTML; Markdown for .md).")] = None,
     previous: Annotated[Path | None, typer.Option(
@@ -56,15 +62,15 @@ def solve(
     strategy: Annotated[str, typer.Option(
         help="auto, exact, lns or portfolio (auto: LNS for big CP-SAT models, CP-SAT + HiGHS "
              "side by side from 2 workers).")] = "auto",
+    force: ForceOpt = False,
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
     inst = load(instance)
     start = None
     if warm_start is not None:
-        with input_errors():
-            start = models.load_plan(warm_start)
+        start = load_plan_for(warm_start, inst, force)
 
-    replan = replan_options(previous, now, stability)
+    replan = replan_options(previous, now, stability, inst, force)
     with input_errors():
         engine = optimizer.get_backend(backend)
     if time_limit <= 0:
@@ -77,7 +83,7 @@ def solve(
                                     **replan)
     if out_path is not None and (plan.is_feasible or not interrupted):
         models.save_plan(plan, out_path, inst)
-    print_plan(inst, plan, brief=quiet)
+    print_plan(inst, plan, brief=quiet, verbose=verbose)
     if replan:
         print_changes(plan)
     if out_path is not None:
@@ -143,14 +149,37 @@ def _solve_live(inst: Instance, engine: optimizer.Backend, show: bool,
             signal.signal(s, handler)
 
 
-def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
+def print_ineligible(plan: Plan, verbose: bool = False, shown: int = 5) -> None:
+    """Option placements the export rules removed: one line per reason (how many, which jobs),
+    or every placement with ``verbose``."""
+    out.print(f"{len(plan.ineligible)} option placement(s) removed as ineligible"
+              + (":" if verbose else " (--verbose lists them):"))
+    if verbose:
+        for x in plan.ineligible:
+            out.print(f"  {x.job} option {x.option} on {x.cluster}: {x.reason}", markup=False)
+        return
+    by_reason: dict[str, list[str]] = {}
+    for x in plan.ineligible:
+        jobs = by_reason.setdefault(x.reason, [])
+        if x.job not in jobs:
+            jobs.append(x.job)
+    for reason, jobs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        n = sum(1 for x in plan.ineligible if x.reason == reason)
+        more = f" and {len(jobs) - shown} more" if len(jobs) > shown else ""
+        out.print(f"  {n} x {reason}: {', '.join(jobs[:shown])}{more}", markup=False,
+                  soft_wrap=True)
+
+
+def print_plan(inst: Instance, plan: Plan, brief: bool = False,
+               verbose: bool = False) -> None:
     """Headline, then per start-up, per cap and per pool tables."""
     from ..models.metrics import plan_metrics
 
     colour = {"optimal": "green", "feasible": "yellow"}.get(plan.status.value, "red")
     out.print(f"[bold]{inst.name}[/bold]  status [{colour}]{plan.status.value}[/{colour}]  "
               f"objective {fmt(plan.objective)}  bound {fmt(plan.bound)}  gap {pct(plan.gap)}  "
-              f"{plan.solve_seconds:.2f}s  ({plan.backend}, seed {plan.seed})")
+              f"{plan.solve_seconds:.2f}s  ({plan.backend}, seed {plan.seed})"
+              + (f"  {plan.summary['stopped']}" if plan.summary.get("stopped") else ""))
     if brief or not plan.is_feasible:
         return
     m = plan_metrics(inst, plan)
@@ -177,9 +206,7 @@ def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
         t.add_row(pid, pct(p["mean_utilization"]))
     out.print(t)
     if plan.ineligible:
-        out.print(f"{len(plan.ineligible)} option placement(s) removed as ineligible:")
-        for x in plan.ineligible:
-            out.print(f"  {x.job} option {x.option} on {x.cluster}: {x.reason}", markup=False)
+        print_ineligible(plan, verbose)
     if plan.unscheduled:
         out.print(f"unscheduled ({len(plan.unscheduled)}): {', '.join(plan.unscheduled)}",
                   markup=False)
@@ -190,13 +217,13 @@ def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
 def validate(
     instance: Annotated[Path, typer.Argument(help="Instance file.")],
     plan: Annotated[Path, typer.Argument(help="Plan file (JSON).")],
+    force: ForceOpt = False,
 ) -> None:
     """Check a plan against the seven rules; exit 0 when valid, 1 with the violations."""
     from ..models.validator import validate as check
 
     inst = load(instance)
-    with input_errors():
-        p = models.load_plan(plan)
+    p = load_plan_for(plan, inst, force)
     violations = check(inst, p)
     if not violations:
         out.print(f"[green]valid[/green]: {len(p.assignments)} assignment(s), "
@@ -216,15 +243,17 @@ def schema() -> None:
 
 @app.command()
 def catalog(
-    regime: Annotated[str, typer.Option(help="Export regime: oct2022, oct2023, jan2026.")]
-    = models.DEFAULT_REGIME,
-    instance: Annotated[Path | None, typer.Option(help="Include an instance's accelerators.")]
-    = None,
+    regime: Annotated[str | None, typer.Option(
+        help="Export regime: oct2022, oct2023, jan2026 (default: the instance's, else "
+             f"{models.DEFAULT_REGIME}).")] = None,
+    instance: Annotated[Path | None, typer.Option(help="Include an instance's accelerators "
+                                                  "and use its regime.")] = None,
 ) -> None:
     """Print the accelerator catalog with export classes under a regime."""
-    if regime not in models.REGIMES:
+    if regime is not None and regime not in models.REGIMES:
         fail(f"unknown regime {regime!r}; choose from {', '.join(models.REGIMES)}")
     base = load(instance) if instance else None
+    regime = regime or (base.regime if base is not None else models.DEFAULT_REGIME)
     data: dict[str, Any] = {"name": "catalog", "horizon": {"periods": 1}, "clusters": [],
                             "startups": [], "regime": regime}
     if base is not None:

@@ -9,21 +9,26 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import analysis, models, optimizer
-from ..models import Plan
+from .. import analysis, optimizer
+from ..models import Instance, Plan
 from .app import (
+    BACKEND_HELP,
+    ForceOpt,
     app,
     fail,
     fmt,
     input_errors,
     load,
+    load_plan_for,
     out,
 )
 
 
 # -- re-planning and explanations -------------------------------------------------------------
-def replan_options(previous: Path | None, now: int | None, stability: float) -> dict[str, Any]:
-    """``solve`` keyword arguments for ``--previous/--now/--stability`` (exit 2 when bad)."""
+def replan_options(previous: Path | None, now: int | None, stability: float,
+                   inst: Instance, force: bool = False) -> dict[str, Any]:
+    """``solve`` keyword arguments for ``--previous/--now/--stability`` (exit 2 when bad; a
+    ``--now`` at or past the horizon's end freezes everything and is refused)."""
     import math
 
     if previous is None:
@@ -32,10 +37,13 @@ def replan_options(previous: Path | None, now: int | None, stability: float) -> 
         return {}
     if now is not None and now < 0:
         fail("--now must be a period >= 0")
+    horizon = inst.horizon.periods
+    if now is not None and now >= horizon:
+        fail(f"--now {now}: past the horizon (periods 0..{horizon - 1}); nothing could be "
+             "re-planned")
     if not math.isfinite(stability) or stability < 0:
         fail("--stability must be a finite number >= 0")
-    with input_errors():
-        plan = models.load_plan(previous)
+    plan = load_plan_for(previous, inst, force)
     return {"previous": plan, "now": 0 if now is None else now, "stability": stability}
 
 
@@ -71,7 +79,7 @@ def explain_cmd(
     instance: Annotated[Path, typer.Argument(help="Instance file (YAML or JSON).")],
     plan: Annotated[Path | None, typer.Argument(
         help="Plan file (JSON); the instance is solved first when omitted.")] = None,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     time_limit: Annotated[float, typer.Option(
         help="Seconds for the solve, the elastic model and its check.")] = 10.0,
     max_jobs: Annotated[int, typer.Option(
@@ -82,13 +90,13 @@ def explain_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")]
     = False,
+    force: ForceOpt = False,
 ) -> None:
     """Why is it infeasible (conflicts, smallest relaxation), or why is each job out?"""
     inst = load(instance)
     given = None
     if plan is not None:
-        with input_errors():
-            given = models.load_plan(plan)
+        given = load_plan_for(plan, inst, force)
     with input_errors():
         engine = optimizer.get_backend(backend)
     if time_limit <= 0 or job_time_limit <= 0:

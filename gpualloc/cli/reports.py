@@ -11,11 +11,13 @@ import typer
 from .. import models
 from ..models import Instance, Plan
 from .app import (
+    ForceOpt,
     app,
     err,
     fail,
     input_errors,
     load,
+    load_plan_for,
     out,
 )
 
@@ -44,18 +46,15 @@ def report(
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown summary.")] = False,
     md_out: Annotated[Path | None, typer.Option(
         "--md-out", help="Write the Markdown summary to this file.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Report a plan: headline, Gantt charts, utilization, caps, spend, value, unscheduled."""
     from ..models.validator import validate as check
     from ..present.report import build_report
 
     inst = load(instance)
-    with input_errors():
-        p = models.load_plan(plan)
+    p = load_plan_for(plan, inst, force)
     note = err if md else out  # keep stdout clean Markdown when printing it
-    if p.instance != inst.name:
-        err.print(f"[yellow]warning:[/yellow] the plan is for instance {p.instance!r}, "
-                  f"not {inst.name!r}", markup=True)
     if html_path is None and png is None and md_out is None and not md:
         html_path = Path("report.html")
     violations = check(inst, p)
@@ -84,13 +83,22 @@ def export(
     plan: Annotated[Path, typer.Argument(help="Plan file (JSON).")],
     csv_path: Annotated[Path | None, typer.Option(
         "--csv", help="Write the assignments here as CSV (default: print them).")] = None,
+    instance: Annotated[Path | None, typer.Option(
+        help="The plan's instance: start-ups of older plan files, and calendar dates when "
+             "its horizon has a start.")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Export a plan's assignments as CSV: one row per assignment."""
+    """Export a plan's assignments as CSV, one row per assignment: the columns of
+    ``plan.to_dataframe()``."""
     from ..present.report import assignments_csv
 
-    with input_errors():
-        p = models.load_plan(plan)
-    text = assignments_csv(p)
+    inst = load(instance) if instance is not None else None
+    if inst is not None:
+        p = load_plan_for(plan, inst, force)
+    else:
+        with input_errors():
+            p = models.load_plan(plan)
+    text = assignments_csv(p, inst)
     if csv_path is None:
         sys.stdout.write(text)
         return
@@ -125,3 +133,17 @@ def import_jobs(
     options = sum(len(j.options) for j in added)
     out.print(f"{len(added)} job(s) with {options} option(s) added; instance written to "
               f"{out_path}", markup=False)
+    if _has_comments(instance):
+        err.print(f"note: the comments of {instance} are not kept in {out_path} (the instance "
+                  "is written anew from its data)", markup=False)
+
+
+def _has_comments(path: Path) -> bool:
+    """Whether a YAML file has a comment line (a cheap look; JSON has none)."""
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return False
+    try:
+        return any(line.lstrip().startswith("#") or " #" in line
+                   for line in path.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError):
+        return False

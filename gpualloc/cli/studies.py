@@ -10,9 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .. import models, optimizer
+from .. import optimizer
+from ..present.format import rate, short, signed
 from .app import (
+    BACKEND_HELP,
     EXIT_NO_PLAN,
+    ForceOpt,
     InstanceArg,
     app,
     err,
@@ -20,24 +23,22 @@ from .app import (
     fmt,
     input_errors,
     load,
+    load_plan_for,
     out,
     pct,
 )
 
-
 # -- what-if studies, sweeps, marginal values, credits and caps ------------------------------
+SPLITS = (2, 4)  # the period splits marginal offers
 def _short(x: float | None) -> str:
-    """Compact numbers for wide tables: 1.23M, 45.6k."""
-    if x is None:
-        return "-"
-    for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= size:
-            return f"{x / size:.3g}{suffix}"
-    return f"{x:.3g}"
+    """Compact numbers for wide tables: 1.23M, 45.6k, 2.1B (``present.format.short``)."""
+    return short(x)
 
 
 def _signed(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else ("+" if x > 0 else "") + fmt(x, digits)
+    if x is not None and abs(x) >= 1e6:
+        digits = 0
+    return signed(x, digits)
 
 
 @contextmanager
@@ -100,7 +101,7 @@ def whatif(
     dask: Annotated[str | None, typer.Option(
         help="Run the solves on this Dask scheduler (tcp://host:port) instead.")] = None,
     time_limit: Annotated[float, typer.Option(help="Seconds per solve.")] = 60.0,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed (the same for every solve).")] = 0,
     csv: Annotated[Path | None, typer.Option(help="Write the comparison as CSV.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Plot the objectives (PNG, SVG, PDF).")]
@@ -218,7 +219,7 @@ def marginal(
         help="Period ranges per pool: 2 = halves of the horizon, 4 = quarters.")] = 2,
     lp_duals: Annotated[bool, typer.Option(help="Also show LP-relaxation duals (HiGHS).")]
     = True,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Re-solves at once in local processes.")] = 1,
     dask: Annotated[str | None, typer.Option(help="Run the re-solves on this Dask "
@@ -226,12 +227,14 @@ def marginal(
     csv: Annotated[Path | None, typer.Option(help="Write the ranking as CSV.")] = None,
 ) -> None:
     """Rank pools, caps and start-up credits by objective gained per unit added."""
-    from ..analysis.marginal import group_by_kind, marginal_rows, marginal_values
+    from ..analysis.marginal import gains, group_by_kind, marginal_rows, marginal_values
     from ..analysis.whatif import write_csv
 
     _check_run_options(time_limit, workers)
-    if delta < 0 or splits < 1:
-        fail("--delta must be >= 0 and --splits >= 1")
+    if delta < 0:
+        fail("--delta must be >= 0")
+    if splits not in SPLITS:
+        fail(f"--splits must be {' or '.join(map(str, SPLITS))}, not {splits}")
     if delta == 0 and not quantum:
         fail("--delta 0 with --no-quantum adds nothing")
     inst = load(instance)
@@ -252,13 +255,20 @@ def marginal(
         cols += ["status"]
         for col in cols:
             t.add_column(col, justify="left" if col in ("item", "unit", "status") else "right")
-        for v in group:
+        ranked = [v for v in group if gains(v)]
+        idle = [v for v in group if not gains(v)]
+        for n, v in enumerate([*ranked, *idle]):
+            if n == len(ranked) and ranked:
+                t.add_section()  # the resources whose addition gains nothing, unranked
             added = f"{fmt(v.delta, 0)}/period" if v.kind == "pool" else fmt(v.delta, 0)
-            row = [str(v.rank), v.item, v.unit, added, _signed(v.gain),
-                   _fmt_small(v.value_per_unit)]
-            row += [_fmt_small(v.lp_dual)] if show_dual else []
+            row = [str(v.rank) if gains(v) else "-", v.item, v.unit, added, _signed(v.gain),
+                   rate(v.value_per_unit, v.unit)]
+            row += [rate(v.lp_dual, v.unit)] if show_dual else []
             row += [v.status + (f" ({v.note})" if v.note else "")]
             t.add_row(*row)
+        t.caption = (f"{len(idle)} below the line gain nothing (unranked)" if ranked and idle
+                     else "adding any of these gains nothing" if idle else None)
+        t.caption_justify = "left"
         out.print(t)
     if not values:
         out.print("nothing to rank: no pools, no caps with a limit, no finite credits")
@@ -273,19 +283,11 @@ def marginal(
         out.print(f"CSV written to {csv}", markup=False)
 
 
-def _fmt_small(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "0"
-    return f"{x:.4g}"
-
-
 @app.command()
 def credits(
     instance: InstanceArg = None,
     time_limit: Annotated[float, typer.Option(help="Seconds per solve.")] = 30.0,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     csv: Annotated[Path | None, typer.Option(help="Write the table as CSV.")] = None,
 ) -> None:
@@ -349,13 +351,14 @@ def caps(
     loosen: Annotated[float, typer.Option(help="How much looser the re-solved caps are.")]
     = 0.10,
     binding_only: Annotated[bool, typer.Option(help="List binding windows only.")] = False,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    force: ForceOpt = False,
 ) -> None:
     """Cap use per window against its limit, binding windows, and what a looser cap adds."""
     from contextlib import nullcontext
 
-    from ..analysis.marginal import cap_report
+    from ..analysis.marginal import NEAR_BINDING, cap_report
     from ..models.validator import validate as check
 
     _check_run_options(time_limit)
@@ -364,8 +367,7 @@ def caps(
     inst = load(instance)
     given = None
     if plan is not None:
-        with input_errors():
-            given = models.load_plan(plan)
+        given = load_plan_for(plan, inst, force)
         violations = check(inst, given)
         if violations:
             err.print(f"[yellow]warning:[/yellow] the plan breaks {len(violations)} rule(s)")
@@ -387,6 +389,8 @@ def caps(
             f"{pct(line.fraction)} of its share scope"
         head = (f"[bold]{line.cap}[/bold] ({line.metric} per {line.per}, limit {limit}): "
                 f"{line.binding}/{len(line.windows)} window(s) binding")
+        if line.near_binding:
+            head += f", {line.near_binding} near-binding (>= 99% of the limit)"
         if line.looser_status is not None:
             head += (f"; {pct(loosen)} looser adds {_signed(line.looser_gain)} "
                      f"({line.looser_status})")
@@ -400,7 +404,8 @@ def caps(
             first, last = w["periods"]
             span = str(first) if first == last else f"{first}-{last}"
             share = w["use"] / w["limit"] if w["limit"] else None
+            near = share is not None and share >= NEAR_BINDING
             t.add_row(span, fmt(w["use"], 0), fmt(w["limit"], 0), pct(share),
-                      "[red]yes[/red]" if w["binding"] else "")
+                      "[red]yes[/red]" if w["binding"] else "near" if near else "")
         if t.row_count:
             out.print(t)

@@ -45,14 +45,17 @@ REGIMES: dict[str, tuple[tuple[str, tuple[Clause, ...]], ...]] = {
     "oct2022": (
         ("3A090.a", ({"tpp_min": 4800, "link_min": 600},)),
     ),
+    # Oct 2023: any part with TPP >= 4800 is 3A090.a (the RTX 4090 was controlled, hence the
+    # 4090D); the performance-density prongs and 3A090.b apply to datacenter parts only.
     "oct2023": (
         ("3A090.a", (
-            {"tpp_min": 4800, "datacenter": True},
+            {"tpp_min": 4800},
             {"tpp_min": 1600, "pd_min": 5.92, "datacenter": True},
         )),
         ("3A090.b", (
-            {"tpp_min": 2400, "tpp_max": 4800, "pd_min": 1.6, "pd_max": 5.92},
-            {"tpp_min": 1600, "pd_min": 3.2, "pd_max": 5.92},
+            {"tpp_min": 2400, "tpp_max": 4800, "pd_min": 1.6, "pd_max": 5.92,
+             "datacenter": True},
+            {"tpp_min": 1600, "pd_min": 3.2, "pd_max": 5.92, "datacenter": True},
         )),
     ),
     # Jan 2026: presumption of denial above TPP 21,000 or 6.5 TB/s DRAM bandwidth; below that,
@@ -60,7 +63,7 @@ REGIMES: dict[str, tuple[tuple[str, tuple[Clause, ...]], ...]] = {
     "jan2026": (
         ("3A090.a", ({"tpp_min": 21000}, {"mem_bw_min": 6.5})),
         ("3A090.b", (
-            {"tpp_min": 4800, "datacenter": True},
+            {"tpp_min": 4800},
             {"tpp_min": 1600, "pd_min": 3.2, "datacenter": True},
             {"tpp_min": 2400, "pd_min": 1.6, "datacenter": True},
             {"names": ["H20"]},

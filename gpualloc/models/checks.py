@@ -117,6 +117,9 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
             out.append(Issue(f"accelerators[{i}]", f"no export_class and no tpp for {_q(name)}: "
                              "treated as unrestricted", "warning"))
 
+    if not data.get("jobs"):  # absent, null or []: valid, but every plan is empty
+        out.append(Issue("jobs", "the instance has no jobs: every plan is empty", "warning"))
+
     clusters = {c["id"]: c for _, c in _items(data, "clusters") if _str(c.get("id"))}
     startups = {s["id"]: s for _, s in _items(data, "startups") if _str(s.get("id"))}
     jobs = {j["id"]: j for _, j in _items(data, "jobs") if _str(j.get("id"))}

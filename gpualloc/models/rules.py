@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .instance import Cap, Instance, Job, Pool
+from .instance import Cap, Cluster, Instance, Job, Pool
 from .plan import Assignment
 
 REL_TOL = 1e-6
@@ -140,3 +140,22 @@ def window_limit(cap: Cap, share_use: float | None) -> float | None:
 def window_label(cap: Cap, window: range) -> str:
     first, last = window.start, window.stop - 1
     return f"caps[{cap.id},t={first}]" if first == last else f"caps[{cap.id},t={first}..{last}]"
+
+
+def why_not_here(instance: Instance, job: Job, accelerator: str, gpus: int,
+                 cluster: Cluster) -> str | None:
+    """Why ``job`` cannot run ``gpus`` x ``accelerator`` on ``cluster`` whatever the timing
+    (rule 2 and the export rules), or None when it can: the one wording of "why can't this job
+    run here" that explain, the report and re-planning share."""
+    if all(c.id != cluster.id for c in instance.allowed_clusters(job)):
+        return f"cluster {cluster.id} is not allowed for job {job.id} (its or its start-up's " \
+               "clusters/regions)"
+    pool = cluster.pool(accelerator)
+    if pool is None:
+        return f"{cluster.id} has no {accelerator} pool"
+    if pool.max_gpus_per_job is not None and gpus > pool.max_gpus_per_job:
+        return f"{cluster.id}/{accelerator} takes at most {pool.max_gpus_per_job} GPUs per job"
+    reason = instance.ineligibility(job, accelerator, cluster)
+    if reason is not None:
+        return f"ineligible on {cluster.id}: {reason}"
+    return None

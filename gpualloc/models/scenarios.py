@@ -334,7 +334,11 @@ def _apply_one(data: dict[str, Any], ch: Any, loc: str, issues: list[Issue],
         data["caps"] = caps
     elif isinstance(ch, PoolGpusChange):
         pool = pool_of(ch.cluster, ch.accelerator)
-        if pool is not None:
+        periods = int((data.get("horizon") or {}).get("periods") or 0)
+        if periods and ch.from_ >= periods:
+            issues.append(Issue(f"{loc}.from", f"period {ch.from_} is past the horizon "
+                                f"(periods 0..{periods - 1}): the change would do nothing"))
+        elif pool is not None:
             _add_gpus(pool, ch.add, ch.from_, ch.until)
     elif isinstance(ch, AddClusterChange):
         if _find(clusters, "id", ch.cluster.id) is not None:

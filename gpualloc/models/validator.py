@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from .format import precise
 from .instance import Instance, Job
 from .plan import Assignment, Plan
 from .rules import (
@@ -158,8 +159,8 @@ def validate(instance: Instance, plan: Plan) -> list[Violation]:
         spend[instance.job_by_id[a.job].startup] += assignment_cost(instance, a)
     for startup in instance.startups:
         if startup.credits is not None and exceeds(spend[startup.id], startup.credits):
-            add(Violation(6, f"credits[{startup.id}]", f"spend {spend[startup.id]:.6g} "
-                          f"exceeds credits {startup.credits:.6g}"))
+            add(Violation(6, f"credits[{startup.id}]", f"spend {precise(spend[startup.id])} "
+                          f"exceeds credits {precise(startup.credits)}"))
 
     # Rule 7: caps, per window.
     for cap in instance.caps:
@@ -167,14 +168,14 @@ def validate(instance: Instance, plan: Plan) -> list[Violation]:
         for window in cap.windows(horizon):
             total = math.fsum(use[t] for t in window)
             if cap.limit is not None and exceeds(total, cap.limit):
-                add(Violation(7, window_label(cap, window), f"{cap.metric} use {total:.6g} "
-                              f"exceeds limit {cap.limit:.6g}"))
+                add(Violation(7, window_label(cap, window), f"{cap.metric} use {precise(total)} "
+                              f"exceeds limit {precise(cap.limit)}"))
             if share is not None and cap.fraction is not None:
                 bound = cap.fraction * math.fsum(share[t] for t in window)
                 if exceeds(total, bound):
                     add(Violation(7, window_label(cap, window), f"{cap.metric} use "
-                                  f"{total:.6g} exceeds {cap.fraction:g} of the share_of "
-                                  f"use ({bound:.6g})"))
+                                  f"{precise(total)} exceeds {precise(cap.fraction)} of the "
+                                  f"share_of use ({precise(bound)})"))
 
     # Rule 0: the objective the plan claims.
     if plan.objective is not None:

@@ -7,7 +7,14 @@ import time
 from dataclasses import replace
 
 from ..models import Instance, Plan, SolveStatus, compute_gap
-from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get_backend
+from .backends import (
+    Backend,
+    BackendResult,
+    Progress,
+    ProgressCallback,
+    SolveParams,
+    get_backend,
+)
 from .backends.greedy import greedy_values
 from .model.formulation import LinearModel, build
 
@@ -32,9 +39,11 @@ def solve(
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
-    ``optimal`` is claimed only when the solver's proven bound is within ``gap_tolerance``
-    (relative) of the plan's objective. When the time limit stops the search, the incumbent is
-    returned as ``feasible``; an infeasible instance returns status ``infeasible``.
+    ``optimal`` is claimed only for a proven gap of 0 (within 1e-6 relative); a search stopped
+    by a looser ``gap_tolerance`` returns ``feasible`` with ``summary["stopped"]`` saying so.
+    Progress reports carry the tightest bound known (the trivial bound caps them). When the
+    time limit stops the search, the incumbent is returned as ``feasible``; an infeasible
+    instance returns status ``infeasible``.
 
     Re-planning: with ``previous`` (a plan of an earlier version of the instance), assignments
     that started before period ``now`` are frozen, no other job starts before ``now``, and each
@@ -66,6 +75,8 @@ def solve(
     if start is not None and not start_valid:
         log.debug("warm start violates the model; passed as a hint only")
 
+    if progress is not None and model.num_vars and not model.infeasible:
+        progress = _capped(progress, model.trivial_bound())
     if model.infeasible:
         raw = BackendResult("infeasible", stats={"reason": model.infeasible})
     elif model.num_vars == 0:
@@ -123,6 +134,22 @@ def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
     return "exact"
 
 
+def _capped(progress: ProgressCallback, trivial: float) -> ProgressCallback:
+    """Progress reports whose bound is the tightest known so far (never above the trivial
+    bound, never looser than an earlier report)."""
+    tightest = [trivial]
+
+    def report(p: Progress) -> None:
+        if p.bound is not None:
+            tightest[0] = min(tightest[0], p.bound)
+        progress(replace(p, bound=tightest[0]))
+
+    return report
+
+
+OPTIMAL_GAP = 1e-6  # "optimal" means a proven gap of 0, up to this relative tolerance
+
+
 def _tightest(*bounds: float | None) -> float | None:
     """The smallest of several proven upper bounds."""
     known = [b for b in bounds if b is not None]
@@ -153,11 +180,14 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         status = SolveStatus.INFEASIBLE
     elif values is None:
         status = SolveStatus.UNKNOWN
-    elif gap is not None and gap <= params.gap_tolerance + 1e-12:
+    elif gap is not None and gap <= OPTIMAL_GAP + 1e-12:
         status = SolveStatus.OPTIMAL  # the proven bound shows it
     else:
         status = SolveStatus.FEASIBLE
-    assignments = model.decode(values) if values is not None else []
+        if gap is not None and gap <= params.gap_tolerance + 1e-12:  # the user's tolerance
+            raw.stats["stopped"] = f"stopped at gap ≤ {100 * params.gap_tolerance:g}%"
+    assignments = [a.model_copy(update={"startup": instance.job_by_id[a.job].startup})
+                   for a in model.decode(values)] if values is not None else []
     assigned = {a.job for a in assignments}
     return Plan(
         instance=instance.name,

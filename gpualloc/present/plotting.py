@@ -21,12 +21,14 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter
 
 from ..models import Assignment, Instance, Plan
 from ..models.instance import Cap
 from ..models.metrics import plan_metrics
 from ..models.rules import cap_use
+from .axes import fit_label, per_text, period_axis
+from .format import short
 
 Metrics = dict[str, Any]
 
@@ -35,11 +37,8 @@ _PALETTE = [colormaps["tab20"](k) for k in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
 
 
 def compact(x: float, _pos: object = None) -> str:
-    """Axis numbers: ``950``, ``1.5k``, ``380M``, ``2.1B``, ``4T``."""
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= size:
-            return f"{x / size:.3g}{suffix}"
-    return f"{x:.3g}"
+    """Axis numbers: ``950``, ``1.5k``, ``380M``, ``2.1B``, ``4T`` (``present.format.short``)."""
+    return short(x)
 
 
 _COMPACT = FuncFormatter(compact)
@@ -108,8 +107,10 @@ def plot_gantt(instance: Instance, plan: Plan, cluster: str, accelerator: str,
     """One pool: a bar per assignment over its periods, stacked by GPU offset (height = GPUs).
 
     Bars are the only patches on the axes (one per assignment, ``x = start``, ``width =
-    periods``, ``y = offset``, ``height = gpus``), coloured by start-up and labelled with job id
-    and GPUs. The pool's capacity over time is drawn as a step line.
+    periods``, ``y = offset``, ``height = gpus``), coloured by start-up. A bar is labelled with
+    its job id and GPUs only where the label fits; a smaller bar gets its number, or nothing,
+    and is listed in the legend (``3: job (16 GPUs, periods 23-25)``). The pool's capacity over
+    time is drawn as a step line.
     """
     horizon = instance.horizon.periods
     found = instance.cluster_by_id.get(cluster)
@@ -123,25 +124,35 @@ def plot_gantt(instance: Instance, plan: Plan, cluster: str, accelerator: str,
     capacity = [pool.gpus_at(t) for t in range(horizon)]
     top = max([*capacity, *(offsets[k] + a.gpus for k, a in enumerate(runs))], default=1)
     owners = {}
+    box = ax.get_window_extent()  # before layout: an estimate, with margin below
+    px_x = 0.9 * box.width / max(1, horizon)
+    px_y = 0.9 * box.height / (max(1, top) * 1.05)
+    keyed: list[str] = []  # blocks too small for their label: listed in the legend
     for k, a in enumerate(runs):
         startup = instance.job_by_id[a.job].startup
         owners[startup] = colors.get(startup, "0.5")
         ax.barh(offsets[k], a.periods, left=a.start, height=a.gpus, align="edge",
                 color=owners[startup], edgecolor="white", linewidth=0.8, label="_nolegend_")
         gpus = f"{a.gpus:,} GPU{'s' * (a.gpus != 1)}"
-        label = f"{a.job}\n{gpus}" if a.gpus >= 0.08 * top else f"{a.job} ({gpus})"
-        ax.text(a.start + a.periods / 2, offsets[k] + a.gpus / 2, label,
-                ha="center", va="center", fontsize=7, clip_on=True)
+        tag = str(k + 1)
+        label = fit_label(a.job, gpus, tag, a.periods * px_x, a.gpus * px_y)
+        if label is not None:
+            ax.text(a.start + a.periods / 2, offsets[k] + a.gpus / 2, label,
+                    ha="center", va="center", fontsize=7, clip_on=True)
+        if label is None or label == tag:
+            when = f"period {a.start}" if a.periods == 1 else \
+                f"periods {a.start}-{a.end - 1}"
+            keyed.append(f"{tag + ': ' if label == tag else ''}{a.job} ({gpus}, {when})")
     ax.step(range(horizon + 1), [*capacity, capacity[-1]], where="post", color="black",
             linewidth=1.2, linestyle="--", label="capacity")
     ax.set_xlim(0, horizon)
     ax.set_ylim(0, max(1, top) * 1.05)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("period")
+    period_axis(ax, instance)
     ax.set_ylabel("GPUs")
     ax.set_title(f"{cluster} / {accelerator}: {len(runs)} job(s)")
-    handles = [Patch(color=c, label=s) for s, c in owners.items()]
+    handles: list[Any] = [Patch(color=c, label=s) for s, c in owners.items()]
     handles.append(ax.lines[-1])
+    handles += [Patch(color="none", label=text) for text in keyed]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False)
     if not runs:
@@ -176,8 +187,7 @@ def plot_utilization(instance: Instance, plan: Plan, ax: Axes | None = None,
     image = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap=cmap, vmin=0.0, vmax=top,
                       interpolation="nearest")
     ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("period")
+    period_axis(ax, instance)
     ax.set_title("Pool utilization (GPUs used / capacity)")
     ax.figure.colorbar(image, ax=ax, label="utilization", fraction=0.04, pad=0.02)
     return ax
@@ -266,7 +276,7 @@ def plot_caps(instance: Instance, plan: Plan, ax: Axes | None = None, cap_id: st
                 "window": "cumulative over the window"}[s.per]
         ax.set_ylabel(f"{s.metric} ({what})")
         ax.yaxis.set_major_formatter(_COMPACT)
-        ax.set_title(f"Cap {s.cap}: {s.metric} per {s.per}")
+        ax.set_title(f"Cap {s.cap}: {s.metric} {per_text(caps[0])}")
     else:
         colors = colormaps["tab10"]
         for k, cap in enumerate(caps):
@@ -278,8 +288,7 @@ def plot_caps(instance: Instance, plan: Plan, ax: Axes | None = None, cap_id: st
         ax.set_ylim(bottom=0)
         ax.set_title("Cap use as a share of the limit (horizon and window caps: cumulative)")
     ax.set_xlim(-0.5, horizon - 0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("period")
+    period_axis(ax, instance)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return ax
 

@@ -26,10 +26,12 @@ further rows of a job; where several rows give one, they must agree. Blank rows 
 The file is UTF-8 (a byte-order mark, as spreadsheet programs write, is fine), comma
 separated, with standard CSV quoting.
 
-Every problem is reported at once as an ``InstanceError`` whose issues are located by
+Every problem is reported at once, in one ``InstanceError`` whose issues are located by
 spreadsheet row (the header is row 1) and column: ``jobs.csv row 4, column gpus: expected a
-positive integer, got 'x'``. The jobs are then added to the instance and the whole is validated
-like an instance file; its problems with the new jobs are located in the CSV in the same way.
+positive integer, got 'x'``: the header's, every cell's, ids the instance already has, and
+what validating the instance with the jobs added finds (unknown references, windows, cycles),
+located in the CSV in the same way. Writing the result re-serialises the instance, so the
+comments of its YAML file are not kept (``gpualloc import-jobs`` says so).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class CsvJob:
     cells: dict[str, int] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
     options: list[dict[str, Any]] = field(default_factory=list)
+    bad_rows: set[int] = field(default_factory=set)  # rows with a cell problem
 
     def mapping(self) -> dict[str, Any]:
         job = {"id": self.id}
@@ -88,11 +91,13 @@ class _Cells:
     def __init__(self, label: str, row: int, record: Mapping[str, str | None],
                  issues: list[Issue]) -> None:
         self.label, self.row, self.record, self.issues = label, row, record, issues
+        self.bad_cells = 0
 
     def where(self, column: str) -> str:
         return f"{self.label} row {self.row}, column {column}"
 
     def bad(self, column: str, expected: str) -> None:
+        self.bad_cells += 1
         self.issues.append(Issue(self.where(column),
                                  f"expected {expected}, got {self.record.get(column)!r}"))
 
@@ -102,7 +107,8 @@ class _Cells:
     def string(self, column: str, required: bool = False) -> str | None:
         value = self.text(column)
         if not value:
-            if required:
+            if required and column in self.record:  # a missing column: reported in row 1
+                self.bad_cells += 1
                 self.issues.append(Issue(self.where(column), "missing: this cell is required"))
             return None
         return value
@@ -152,10 +158,20 @@ class _Cells:
 
 
 def parse_jobs_csv(text: str, label: str = "jobs.csv") -> list[CsvJob]:
-    """Parse CSV text into jobs (in order of first appearance) or raise a located error.
+    """Parse CSV text into jobs (in order of first appearance) or raise a located error with
+    every problem of the file.
 
     ``label`` names the file in issue locations (``<label> row 4, column gpus``).
     """
+    jobs, issues = _parse(text, label)
+    if issues:
+        raise InstanceError(issues)
+    return jobs
+
+
+def _parse(text: str, label: str) -> tuple[list[CsvJob], list[Issue]]:
+    """The jobs that parse and every problem found (header and rows alike); raises only when
+    the file has no header or is not CSV at all."""
     text = text.removeprefix("\ufeff")
     issues: list[Issue] = []
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -182,8 +198,8 @@ def parse_jobs_csv(text: str, label: str = "jobs.csv") -> list[CsvJob]:
     for name in REQUIRED:
         if name not in header:
             issues.append(Issue(f"{label} row 1", f"missing column {name!r}"))
-    if issues:
-        raise InstanceError(issues)
+    known = {name: k for k, name in enumerate(header) if name in COLUMNS
+             and header.index(name) == k}
 
     jobs: dict[str, CsvJob] = {}
     for n, cells in records[1:]:
@@ -195,7 +211,7 @@ def parse_jobs_csv(text: str, label: str = "jobs.csv") -> list[CsvJob]:
                 issues.append(Issue(f"{label} row {n}", f"{len(cells)} cells but the header "
                                     f"names {len(header)} columns"))
                 continue
-        record = {name: (cells[k] if k < len(cells) else None) for k, name in enumerate(header)}
+        record = {name: (cells[k] if k < len(cells) else None) for name, k in known.items()}
         row = _Cells(label, n, record, issues)
         ident = row.string("id", required=True)
         if ident is None:
@@ -210,15 +226,15 @@ def parse_jobs_csv(text: str, label: str = "jobs.csv") -> list[CsvJob]:
             option["value"] = value
         job.rows.append(n)
         job.options.append(option)
+        if row.bad_cells:
+            job.bad_rows.add(n)
     if not jobs and not issues:
         issues.append(Issue(f"{label} row 2", "no jobs: the file has a header but no rows"))
     for job in jobs.values():
-        if "startup" not in job.fields and job.rows:
+        if "startup" not in job.fields and job.rows and "startup" in known:
             issues.append(Issue(f"{label} row {job.rows[0]}, column startup",
                                 f"missing: job {job.id!r} names no start-up in any row"))
-    if issues:
-        raise InstanceError(issues)
-    return list(jobs.values())
+    return list(jobs.values()), issues
 
 
 def _job_cells(job: CsvJob, row: _Cells) -> None:
@@ -261,6 +277,14 @@ def _hint(name: str, known: Iterable[str]) -> str:
 def read_jobs_csv(path: str | Path) -> list[CsvJob]:
     """Read and parse a jobs CSV file (see the module docstring)."""
     path = Path(path)
+    try:
+        return parse_jobs_csv(_read_text(path), path.name)
+    except InstanceError as e:
+        raise InstanceError(e.issues, str(path)) from None
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, at most the input limit), or a located error."""
     source = str(path)
     limit = max_input_bytes()
     try:
@@ -273,14 +297,10 @@ def read_jobs_csv(path: str | Path) -> list[CsvJob]:
         raise InstanceError([Issue("", f"file is over the {limit / 2**20:.0f} MiB input limit "
                                    "(set GPUALLOC_MAX_INPUT_MB to raise it)")], source)
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InstanceError([Issue(f"byte {e.start}", "file is not UTF-8 text; save the "
                                    "spreadsheet as CSV UTF-8")], source) from None
-    try:
-        return parse_jobs_csv(text, path.name)
-    except InstanceError as e:
-        raise InstanceError(e.issues, source) from None
 
 
 _JOB_LOC = re.compile(r"jobs\[(\d+)\](?:\.([A-Za-z_]+)(?:\[(\d+)\])?(?:\.([A-Za-z_]+))?)?(.*)")
@@ -308,21 +328,41 @@ def _csv_location(loc: str, first_new: int, jobs: list[CsvJob], label: str,
 
 
 def add_jobs(instance: Instance, jobs: list[CsvJob], label: str = "jobs.csv",
-             source: str | None = None, instance_label: str = "instance") -> Instance:
+             source: str | None = None, instance_label: str = "instance",
+             prior: Iterable[Issue] = ()) -> Instance:
     """The instance with ``jobs`` appended, validated; problems are located in the CSV.
 
-    Jobs whose ids the instance already has are an error. Warnings about the new jobs are
-    issued as ``InstanceWarning`` with CSV locations.
+    Every problem is reported at once in one ``InstanceError``: ``prior`` (the CSV's own, from
+    parsing), ids the instance already has, and what validating the combined instance finds
+    (except at rows already reported). Warnings about the new jobs are issued as
+    ``InstanceWarning`` with CSV locations.
     """
-    issues = []
+    issues = list(prior)
     for job in jobs:
         if job.id in instance.job_by_id:
             k = next(i for i, j in enumerate(instance.jobs) if j.id == job.id)
             issues.append(Issue(f"{label} row {job.rows[0]}, column id",
                                 f"job {job.id!r} is already in the {instance_label} "
                                 f"(jobs[{k}])"))
-    if issues:
+    if any(i.location == f"{label} row 1" for i in issues):  # a required column is missing:
+        raise InstanceError(issues, source)  # every row would repeat it
+    reported = {m.group(0) for i in issues if (m := re.match(rf"{re.escape(label)} row \d+",
+                                                             i.location))}
+    try:
+        combined = _combine(instance, jobs, label, instance_label, source)
+    except InstanceError as e:
+        issues += [i for i in e.issues if not (
+            (m := re.match(rf"{re.escape(label)} rows? \d+", i.location))
+            and m.group(0).replace("rows", "row") in reported)]
+        combined = None
+    if issues or combined is None:
         raise InstanceError(issues, source)
+    return combined
+
+
+def _combine(instance: Instance, jobs: list[CsvJob], label: str, instance_label: str,
+             source: str | None) -> Instance:
+    """Validate the instance with the jobs appended; issues located in the CSV."""
     data = instance.model_dump(mode="json", by_alias=True, exclude_none=True)
     first_new = len(data.get("jobs", []))
     data["jobs"] = [*data.get("jobs", []), *(job.mapping() for job in jobs)]
@@ -352,8 +392,9 @@ def add_jobs(instance: Instance, jobs: list[CsvJob], label: str = "jobs.csv",
 def import_jobs(instance: Instance, path: str | Path,
                 instance_label: str = "instance") -> Instance:
     """The instance with the jobs of the CSV file at ``path`` added (see the module docstring)."""
-    jobs = read_jobs_csv(path)
-    return add_jobs(instance, jobs, Path(path).name, str(path), instance_label)
+    path = Path(path)
+    jobs, issues = _parse(_read_text(path), path.name)
+    return add_jobs(instance, jobs, path.name, str(path), instance_label, prior=issues)
 
 
 __all__ = ["COLUMNS", "REQUIRED", "CsvJob", "add_jobs", "import_jobs", "parse_jobs_csv",

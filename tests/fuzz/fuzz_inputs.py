@@ -405,10 +405,11 @@ def run_case(case: Case, workdir: Path, good_instance: Path, good_plan: Path,
     runner = runner or CliRunner()
     path = workdir / f"case{case.number}{case.suffix}"
     path.write_bytes(case.content)
+    # --force: a mutated name makes the plan another instance's, refused (exit 2) without it
     if case.target == "plan":
-        args = ["validate", str(good_instance), str(path)]
+        args = ["validate", str(good_instance), str(path), "--force"]
     elif case.command == "validate":
-        args = ["validate", str(path), str(good_plan)]
+        args = ["validate", str(path), str(good_plan), "--force"]
     else:
         args = ["solve", str(path), "--backend", "greedy", "--time-limit", "5", "--quiet"]
     problems: list[str] = []

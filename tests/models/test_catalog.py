@@ -36,16 +36,19 @@ def csv_rows() -> dict[str, dict[str, Any]]:
 
 
 def readme_oct2023(spec: dict[str, Any]) -> str:
-    """The Oct 2023 rule as shared/data/README.md states it (with DESIGN.md's reading that a
-    non-datacenter part is never 3A090.a; README: 'below TPP 4800' - no CSV row differs)."""
+    """The Oct 2023 rule as shared/data/README.md states it, with DESIGN.md's reading: a part
+    not designed for datacenters is 3A090.a by its TPP alone (>= 4800); the performance-density
+    prongs and 3A090.b apply to datacenter parts only."""
     tpp = spec.get("tpp")
     die = spec.get("die_mm2")
     if tpp is None:
         return "unrestricted"
     pd = tpp / die if die else None
-    datacenter = spec.get("datacenter", True)
-    is_a = tpp >= 4800 or (tpp >= 1600 and pd is not None and pd >= 5.92)
-    if is_a and datacenter:
+    if tpp >= 4800:
+        return "3A090.a"
+    if not spec.get("datacenter", True):
+        return "unrestricted"
+    if tpp >= 1600 and pd is not None and pd >= 5.92:
         return "3A090.a"
     is_b = (2400 <= tpp < 4800 and pd is not None and 1.6 <= pd < 5.92) or (
         tpp >= 1600 and pd is not None and 3.2 <= pd < 5.92)
@@ -200,6 +203,28 @@ def test_explicit_class_wins_under_every_regime() -> None:
         assert inst.export_class("H20") == "3A090.a", regime
 
 
+@pytest.mark.parametrize("regime, expected", [("oct2023", "3A090.a"), ("jan2026", "3A090.b"),
+                                               ("oct2022", "unrestricted")])
+def test_non_datacenter_part_is_controlled_by_tpp(regime: str, expected: str) -> None:
+    # An RTX 4090-like consumer card (TPP 5,285, 609 mm^2, no NVLink) is 3A090.a under Oct 2023
+    # by its TPP alone (why the 4090D, TPP 4,707, exists); under Jan 2026 Oct 2023's controls
+    # below TPP 21,000 are licensed case by case (3A090.b); Oct 2022 needed 600 GB/s links.
+    rtx = {"name": "RTX4090X", "tpp": 5285, "die_mm2": 609, "datacenter": False,
+           "memory_gb": 24, "memory_tbs": 1.008}
+    inst = instance([rtx], regime=regime)
+    assert inst.export_class("RTX4090X") == expected
+    assert instance(regime=regime).export_class("RTX4090D") == "unrestricted"
+
+
+def test_density_prongs_and_3a090b_are_for_datacenter_parts_only() -> None:
+    # PD 6.5 (3A090.a for a datacenter part) and PD 4 (3A090.b): a consumer part is neither.
+    for tpp, die, dc_class in ((3250, 500, "3A090.a"), (3000, 750, "3A090.b")):
+        spec = {"tpp": tpp, "die_mm2": die}
+        inst = instance([{"name": "D", **spec, "datacenter": True},
+                         {"name": "C", **spec, "datacenter": False}])
+        assert (inst.export_class("D"), inst.export_class("C")) == (dc_class, "unrestricted")
+
+
 def test_new_accelerator_with_figures_is_classified() -> None:
     inst = instance([{"name": "X1", "tpp": 3000, "die_mm2": 900, "datacenter": True},
                      {"name": "X2", "tpp": 9000}])
@@ -218,6 +243,7 @@ def test_new_accelerator_without_tpp_is_unrestricted_with_a_warning() -> None:
 def test_new_accelerator_with_a_class_but_no_tpp_gives_no_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=r".*the instance has no jobs")
         inst = instance([{"name": "Secret", "export_class": "3A090.a"}])
     assert inst.export_class("Secret") == "3A090.a"
     assert inst.tpp("Secret") == 0.0

@@ -135,6 +135,22 @@ def test_header_problems() -> None:
         "jobs.csv row 1, column gpus: column 'gpus' appears twice"]
 
 
+def test_header_cell_and_instance_problems_come_in_one_report(tmp_path: Path) -> None:
+    # an unknown column, a bad cell and an unknown start-up elsewhere: one report, three lines
+    text = ("id,startup,colour,accelerator,gpus,periods\n"
+            "a,alpha,red,H20,x,1\n"
+            "b,gamma,blue,H20,1,1\n")
+    path = write(tmp_path, text)
+    with pytest.raises(InstanceError) as e:
+        import_jobs(base(), path)
+    msgs = e.value.messages
+    assert msgs[0].startswith("jobs.csv row 1, column colour: unknown column 'colour'")
+    assert "jobs.csv row 2, column gpus: expected a positive integer, got 'x'" in msgs
+    assert any(m.startswith("jobs.csv row 3, column startup: unknown start-up 'gamma'")
+               for m in msgs), msgs
+    assert len(msgs) == 3, msgs
+
+
 def test_rows_of_one_job_must_agree() -> None:
     text = HEADER + "a,alpha,1,H20,1,1,\na,beta,1,H20,2,1,\na,,2,H800,2,1,\nb,,1,H20,1,1,\n"
     assert problems(text) == [
@@ -153,7 +169,8 @@ def test_instance_errors_are_located_in_the_csv() -> None:
             "old,alpha,1,H20,1,1,\n")
     msgs = problems(text)
     assert "jobs.csv row 5, column id: job 'old' is already in the instance (jobs[0])" in msgs
-    assert len(msgs) == 1  # ids are checked first: the rest only once the ids are new
+    assert len(msgs) == 5  # everything at once: the old id and the four below
+    assert sum("row 5" in m for m in msgs) == 1  # the duplicate id said once
     msgs = problems(text.replace("old,", "new,"))
     assert any(m.startswith("jobs.csv row 2, column after: unknown job 'nope'") for m in msgs)
     assert any(m.startswith("jobs.csv row 3, column startup: unknown start-up 'gamma'")

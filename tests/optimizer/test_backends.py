@@ -202,7 +202,7 @@ class _InflatedBound:
     # knapsack optimum 10; bound claimed 10 + 2 = 12: gap = 2 / 12 = 0.1667
     (1e-6, SolveStatus.FEASIBLE),
     (0.1, SolveStatus.FEASIBLE),
-    (0.2, SolveStatus.OPTIMAL),
+    (0.2, SolveStatus.FEASIBLE),  # stopped by the tolerance: feasible, never optimal
 ])
 def test_optimal_claim_needs_gap_within_tolerance(exact_backend: str, gap_tolerance: float,
                                                   expected: SolveStatus) -> None:
@@ -213,6 +213,7 @@ def test_optimal_claim_needs_gap_within_tolerance(exact_backend: str, gap_tolera
     assert close(plan.objective, 10.0) and close(plan.bound, 12.0)
     assert close(plan.gap, 2.0 / 12.0)
     assert plan.status == expected
+    assert ("stopped" in plan.summary) == (gap_tolerance > plan.gap)
 
 
 def test_optimal_status_always_within_default_tolerance(exact_backend: str) -> None:

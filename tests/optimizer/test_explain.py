@@ -48,6 +48,9 @@ def explained(inst: Instance) -> Explanation:
 
 def assert_verified(ex: Explanation) -> None:
     assert ex.verified is True, ex.verification
+    # proven minimal: each amount one step lower is infeasible
+    assert ex.minimal is True, ex.minimality
+    assert ex.minimality.count("(just below): infeasible") == len(ex.relaxations)
     assert ex.relaxed_instance is not None
     check_plan(ex.relaxed_instance, optimizer.solve(ex.relaxed_instance, "cpsat"))
 

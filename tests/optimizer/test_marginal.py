@@ -86,12 +86,13 @@ def test_marginal_values_by_hand(inst: Instance, values: list[Any]) -> None:
         assert v.lp_dual == pytest.approx(0.25)
         assert by[("pool", f"c1/H100 {half}")].gain == pytest.approx(0.0)
         assert by[("pool", f"c3/L20 {half}")].gain == pytest.approx(0.0)
+        assert by[("pool", f"c1/H100 {half}")].rank == 0
     # caps: c1cap 0.75 per GPU (the cap's metric); the loose one is worth nothing
     cap = by[("cap", "c1cap")]
     assert (cap.unit, cap.delta, cap.rank) == ("GPU", 8.0, 1)
     assert cap.value_per_unit == pytest.approx(0.75) and cap.lp_dual == pytest.approx(0.75)
     assert by[("cap", "loose")].value_per_unit == pytest.approx(0.0)
-    assert by[("cap", "loose")].rank == 2
+    assert by[("cap", "loose")].rank == 0  # gains nothing: unranked, listed apart
     # credits: s1 0.5 > s3 0.125; s2 has no limit and is not ranked
     credits = [v for v in values if v.kind == "credits"]
     assert [(v.item, v.rank) for v in credits] == [("s1", 1), ("s3", 2)]
@@ -99,6 +100,11 @@ def test_marginal_values_by_hand(inst: Instance, values: list[Any]) -> None:
     assert credits[1].value_per_unit == pytest.approx(0.125)
     assert credits[0].lp_dual == pytest.approx(0.5)
     assert credits[1].lp_dual == pytest.approx(0.125)
+    # zero-gain rows come after the ranked ones, in resource then numeric period order
+    pools = [v for v in values if v.kind == "pool"]
+    assert [v.rank for v in pools] == [1, 2, 0, 0, 0, 0]
+    assert [(v.target, v.periods) for v in pools[2:]] == [
+        ("c1/H100", (0, 0)), ("c1/H100", (1, 1)), ("c3/L20", (0, 0)), ("c3/L20", (1, 1))]
     # signs, order within kinds, and every re-solve's plan is valid where it was solved
     assert [v.kind for v in values] == sorted((v.kind for v in values),
                                               key=["pool", "cap", "credits"].index)

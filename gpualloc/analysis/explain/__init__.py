@@ -53,5 +53,16 @@ def explain(instance: Instance, plan: Plan | None = None, *, backend: str | Back
     return ex
 
 
+def job_reasons(instance: Instance, plan: Plan, *, backend: str | Backend = "cpsat",
+                max_jobs: int = 0, job_time_limit: float = DEFAULT_JOB_TIME_LIMIT,
+                seed: int = 0) -> list[JobReason]:
+    """explain's reason for every job a feasible ``plan`` leaves out, in plan order; with the
+    default ``max_jobs=0`` no job is forced in, so no solver runs (the report uses this)."""
+    if not plan.is_feasible:
+        raise ValueError("job reasons need a feasible plan; explain an infeasible one")
+    engine = get_backend(backend) if isinstance(backend, str) else backend
+    return _explain_feasible(instance, plan, engine, max_jobs, job_time_limit, seed).jobs
+
+
 __all__ = ["DEFAULT_MAX_JOBS", "Explanation", "JobReason", "Relaxation", "Requirement",
-           "explain"]
+           "explain", "job_reasons"]

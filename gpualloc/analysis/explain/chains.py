@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from ...models import Instance, Job
+from ...models.rules import why_not_here
 
 
 def _runnable(instance: Instance, job: Job) -> tuple[dict[int, int], list[str], bool]:
@@ -23,17 +24,12 @@ def _runnable(instance: Instance, job: Job) -> tuple[dict[int, int], list[str], 
     for k, o in enumerate(job.options):
         reasons = []
         for c in allowed:
-            pool = c.pool(o.accelerator)
-            if pool is None:
+            if c.pool(o.accelerator) is None:
                 continue
-            if pool.max_gpus_per_job is not None and o.gpus > pool.max_gpus_per_job:
-                reasons.append(f"{c.id}/{o.accelerator} takes at most "
-                               f"{pool.max_gpus_per_job} GPUs per job")
-                continue
-            reason = instance.ineligibility(job, o.accelerator, c)
+            reason = why_not_here(instance, job, o.accelerator, o.gpus, c)
             if reason is not None:
-                barred = True
-                reasons.append(f"ineligible on {c.id}: {reason}")
+                barred |= instance.ineligibility(job, o.accelerator, c) is not None
+                reasons.append(reason)
                 continue
             usable[k] = o.periods
             break

@@ -37,6 +37,8 @@ class _Elastic:
     dropped: list[str]
     time_limited: bool
     solver: str
+    proven: bool = False  # the least normalised slack is proven optimal
+    norm: float = 0.0  # that least normalised slack (sum of fractions of the limits added)
 
 
 def _uncapped(instance: Instance) -> Instance:
@@ -66,8 +68,8 @@ def _elastic(instance: Instance, time_limit: float) -> _Elastic:
         name = model.rows[k].name
         groups[f"cap[{_parse(name)[0]}]" if name.startswith("cap[") else name].append(k)
     drops = [k for k, r in enumerate(model.rows) if r.kind == "assign" and r.sense == "=="]
-    values, time_limited, solver = _solve_elastic(model, list(groups.values()), drops,
-                                                  time_limit)
+    values, time_limited, solver, proven, norm = _solve_elastic(
+        model, list(groups.values()), drops, time_limit)
     excess = {}
     for k in soft:
         row = model.rows[k]
@@ -76,58 +78,71 @@ def _elastic(instance: Instance, time_limit: float) -> _Elastic:
             excess[k] = lhs - row.rhs
     dropped = [model.rows[k].name[len("assign["):-1] for k in drops
                if sum(values[v] for v in model.rows[k].vars) < 0.5]
-    return _Elastic(model, values, excess, capacity, dropped, time_limited, solver)
+    return _Elastic(model, values, excess, capacity, dropped, time_limited, solver, proven,
+                    norm)
 
 
 def _solve_elastic(model: LinearModel, groups: list[list[int]], drops: list[int],
-                   time_limit: float) -> tuple[list[float], bool, str]:
+                   time_limit: float) -> tuple[list[float], bool, str, bool, float]:
     """Lexicographic: fewest dropped mandatory jobs, then least normalised slack.
 
-    Each group of rows shares one slack variable. A small private PuLP adapter (binaries plus
-    continuous slack), HiGHS if present, else CBC.
+    Each group of rows shares one slack variable, measured in units of the group's scale (the
+    rows are divided by it, so the slack is the fraction of the limit added and every
+    coefficient stays near 1: HiGHS has been seen to claim optimality at 1.13 with a dual
+    bound of 0 when the slack carried 1e-7 objective weights). A small private PuLP adapter
+    (binaries plus continuous slack), HiGHS if present, else CBC. Returns the placements'
+    values, whether a time limit stopped a phase, the solver, whether the slack phase was
+    proven optimal, and the minimal normalised slack.
     """
     import pulp
 
     began = time.perf_counter()
     prob = pulp.LpProblem("elastic", pulp.LpMinimize)
     x = [prob.add_variable(f"x{i}", cat=pulp.LpBinary) for i in range(model.num_vars)]
+    scales = [max(1e-9, *(abs(model.rows[k].rhs) for k in rows),
+                  *(abs(c) for k in rows for c in model.rows[k].coefs)) for rows in groups]
     slack_of = {k: g for g, rows in enumerate(groups) for k in rows}
     slack = [prob.add_variable(f"s{g}", lowBound=0) for g in range(len(groups))]
     drop = {k: prob.add_variable(f"d{k}", lowBound=0, upBound=1) for k in drops}
     senses = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
     for k, row in enumerate(model.rows):
-        terms = [(x[i], c) for i, c in zip(row.vars, row.coefs, strict=True)]
+        scale = scales[slack_of[k]] if k in slack_of else 1.0
+        terms = [(x[i], c / scale) for i, c in zip(row.vars, row.coefs, strict=True)]
         if k in slack_of:
             terms.append((slack[slack_of[k]], -1.0))
         if k in drop:
             terms.append((drop[k], 1.0))
         prob.addConstraint(pulp.LpConstraint(pulp.LpAffineExpression(terms), senses[row.sense],
-                                             f"r{k}", row.rhs))
-    weights = [1.0 / max(1e-9, *(abs(model.rows[k].rhs) for k in rows),
-                         *(abs(c) for k in rows for c in model.rows[k].coefs))
-               for rows in groups]
+                                             f"r{k}", row.rhs / scale))
     time_limited = False
     solver_name = ""
+    proven = True
+    norm = 0.0
     phases = []
     if drop:
         phases.append(("drops", pulp.lpSum(drop.values())))
     if slack:
-        phases.append(("slack", pulp.lpSum(w * v for w, v in zip(weights, slack, strict=True))))
+        phases.append(("slack", pulp.lpSum(slack)))
     for n, (phase, objective) in enumerate(phases):
         prob.setObjective(objective)
         left = max(0.2, time_limit - (time.perf_counter() - began)) / (len(phases) - n)
-        limited, solver_name = _run(prob, left)
+        limited, solver_name, optimal = _run(prob, left)
         time_limited |= limited
         if phase == "drops" and slack:
             best = sum(v.varValue or 0.0 for v in drop.values())
             prob.addConstraint(pulp.lpSum(drop.values()) <= round(best) + 1e-6, "fewest_drops")
+        if phase == "slack":
+            proven = optimal and not limited
+            norm = math.fsum(v.varValue or 0.0 for v in slack)
     values = [1.0 if (v.varValue or 0.0) > 0.5 else 0.0 for v in x] if phases else \
         [0.0] * model.num_vars
-    return values, time_limited, solver_name
+    return values, time_limited, solver_name, proven, norm
 
 
-def _run(prob: Any, time_limit: float) -> tuple[bool, str]:
-    """Solve ``prob`` with HiGHS (through highspy) or CBC; return (time-limited, solver)."""
+def _run(prob: Any, time_limit: float) -> tuple[bool, str, bool]:
+    """Solve ``prob`` with HiGHS (through highspy) or CBC; return (time-limited, solver,
+    proven optimal: the solver says optimal and, for HiGHS, its dual bound meets the
+    objective within 1e-6)."""
     import pulp
 
     began = time.perf_counter()
@@ -139,15 +154,21 @@ def _run(prob: Any, time_limit: float) -> tuple[bool, str]:
         if not pulp.HiGHS(msg=False).available():
             raise ImportError("HiGHS unavailable")
         _swallow_highs_banner()
-        solver = pulp_highs(1, msg=False, timeLimit=time_limit, gapRel=1e-9)
+        solver = pulp_highs(1, msg=False, timeLimit=time_limit, gapRel=1e-9, gapAbs=1e-9)
         prob.solve(solver)
-        status = prob.solverModel.modelStatusToString(prob.solverModel.getModelStatus())
-        return "time limit" in status.lower(), "highs"
+        highs = prob.solverModel
+        status = highs.modelStatusToString(highs.getModelStatus())
+        info = highs.getInfo()
+        value = pulp.value(prob.objective) or 0.0
+        bound = getattr(info, "mip_dual_bound", value)
+        closed = abs(value - bound) <= 1e-6 * max(1.0, abs(value))
+        return "time limit" in status.lower(), "highs", status == "Optimal" and closed
     except ImportError:
         solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, math.ceil(time_limit)),
-                                   gapRel=1e-9)
+                                   gapRel=1e-9, gapAbs=1e-9)
         prob.solve(solver)
-        return time.perf_counter() - began >= 0.95 * max(1, math.ceil(time_limit)), "cbc"
+        limited = time.perf_counter() - began >= 0.95 * max(1, math.ceil(time_limit))
+        return limited, "cbc", pulp.LpStatus[prob.status] == "Optimal" and not limited
 
 
 def _parse(name: str) -> tuple[str, str]:

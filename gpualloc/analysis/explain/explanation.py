@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ...models import Instance, Plan
+from ...models.format import num
 
 _TOL = 1e-6
 
@@ -26,7 +27,7 @@ class Requirement:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.name}: {self.detail}"
+        return self.detail  # each detail names its subject once ("pool hz-1/H800 has ...")
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,20 @@ class Explanation:
     relaxed_instance: Instance | None = None
     verified: bool | None = None
     verification: str = ""
+    minimal: bool | None = None  # proven: exact elastic optimum, infeasible just below
+    minimality: str = ""  # the checks just below each relaxation
     jobs: list[JobReason] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     time_limited: bool = False
+
+    def __str__(self) -> str:
+        """The readable report of ``lines()``, one item per line (not the dataclass dump)."""
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        return (f"Explanation(instance={self.instance!r}, feasible={self.feasible}, "
+                f"{len(self.conflicts)} conflicts, {len(self.relaxations)} relaxations, "
+                f"{len(self.jobs)} job reasons)")
 
     def reason(self, job: str) -> JobReason | None:
         return next((r for r in self.jobs if r.job == job), None)
@@ -109,6 +121,8 @@ class Explanation:
                             for r in self.relaxations],
             "verified": self.verified,
             "verification": self.verification,
+            "minimal": self.minimal,
+            "minimality": self.minimality,
             "jobs": [{**asdict(r), "blocking": list(r.blocking), "binding": list(r.binding),
                       "displaced_jobs": list(r.displaced_jobs)} for r in self.jobs],
             "notes": list(self.notes),
@@ -116,7 +130,10 @@ class Explanation:
         }
 
     def lines(self) -> list[str]:
-        """A human-readable report, one line per item."""
+        """The human-readable report, one line per item (``str(explanation)`` joins them): for
+        an infeasible instance the conflicting requirements, the relaxation (and whether it is
+        proven minimal), the re-solve check and the checks just below; for a feasible one a
+        line per unscheduled job with its reason, then the notes."""
         out = []
         if not self.feasible:
             out.append(f"{self.instance}: infeasible")
@@ -124,10 +141,14 @@ class Explanation:
                 out.append("conflicting requirements:")
                 out.extend(f"  {c}" for c in self.conflicts)
             if self.relaxations:
-                out.append("smallest relaxation that makes it feasible:")
+                out.append("smallest relaxation that makes it feasible (proven minimal):"
+                           if self.minimal else
+                           "a relaxation that makes it feasible (not proven the smallest):")
                 out.extend(f"  {r}" for r in self.relaxations)
             if self.verification:
                 out.append(f"check: {self.verification}")
+            if self.minimality:
+                out.append(f"minimality: {self.minimality}")
         else:
             status = self.plan.status.value if self.plan else "feasible"
             objective = self.plan.objective if self.plan else None
@@ -144,11 +165,7 @@ class Explanation:
 
 
 def _num(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if float(x).is_integer():
-        return f"{int(x):,}"
-    return f"{x:,.6g}"
+    return num(x, 4 if x is not None and 0 < abs(x) < 1 else 2)
 
 
 def _ranges(ts: list[int]) -> str:

@@ -30,9 +30,11 @@ import networkx as nx
 from ...models import Instance, InstanceError, Job
 from ...models.validator import validate
 from ...optimizer.backends import Backend
+from ...optimizer.model.formulation import LinearModel
 from .chains import _graph, _runnable, _Timing
 from .elastic import _Elastic, _elastic, _parse, _relax
 from .explanation import Explanation, Relaxation, Requirement, RequirementKind, _num, _ranges
+from .minimal import check_below
 
 
 def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
@@ -130,6 +132,9 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     if elastic.time_limited:
         ex.notes.append("the elastic model hit its time limit: the relaxation may not be "
                         "the smallest")
+    elif not elastic.proven:
+        ex.notes.append(f"{elastic.solver} did not prove the elastic model optimal: the "
+                        "relaxation may not be the smallest")
     relaxations, data = _relax(relaxed, elastic, data)
     ex.relaxations.extend(relaxations)
     ex.conflicts.extend(_conflicts(relaxed, elastic, dependants, named))
@@ -158,6 +163,10 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
         ex.verification = (f"the relaxed instance solves {check.status.value} with "
                            f"{check.backend} (objective {_num(check.objective)}) and the plan "
                            "passes the validator")
+        remaining = max(1.0, time_limit - (time.perf_counter() - began))  # at least 1 s
+        below, findings = check_below(relaxed, data, ex.relaxations, engine, remaining, seed)
+        ex.minimal = below and elastic.proven and not elastic.time_limited
+        ex.minimality = "; ".join(findings)
     elif check.is_feasible:
         ex.verification = f"the relaxed instance's plan breaks {violations[0]}"
     else:
@@ -178,18 +187,30 @@ def _role(jid: str, job: Job, dependants: dict[str, list[str]]) -> str:
     return f"job {jid} (must run: mandatory {who} comes after it)"
 
 
+def _unavoidable(model: LinearModel, touching: set[int]) -> set[str]:
+    """Jobs every placement of which uses one of the relaxed limits (no way around them)."""
+    avoids: set[str] = set()
+    seen: set[str] = set()
+    for v, p in enumerate(model.placements):
+        seen.add(p.job)
+        if v not in touching:
+            avoids.add(p.job)
+    return seen - avoids
+
+
 def _conflicts(instance: Instance, el: _Elastic, dependants: dict[str, list[str]],
                named: set[str]) -> list[Requirement]:
-    """The relaxed limits, and the required jobs whose placements meet in them."""
+    """The relaxed limits, and the required jobs that cannot avoid them: a job with a
+    placement outside every relaxed limit (e.g. an unrestricted option) is not part of the
+    conflict."""
     out: list[Requirement] = []
     model = el.model
-    jobs: set[str] = set()
     seen: set[str] = set()
+    touching = {v for k in el.excess
+                for v, c in zip(model.rows[k].vars, model.rows[k].coefs, strict=True) if c > 0}
+    jobs = _unavoidable(model, touching)
     for k in sorted(el.excess):
         row = model.rows[k]
-        for v, c in zip(row.vars, row.coefs, strict=True):
-            if el.values[v] > 0.5 and c > 0:
-                jobs.add(model.placements[v].job)
         if k in el.capacity:
             cid, acc, _, _ = el.capacity[k]
             key = f"capacity[{cid},{acc}]"
@@ -216,7 +237,7 @@ def _conflicts(instance: Instance, el: _Elastic, dependants: dict[str, list[str]
         seen.add(key)
         if key.startswith("share"):
             out.append(Requirement("share", key, f"cap {ident}: {cap.metric} at most "
-                                   f"{cap.fraction:g} of its share_of scope per {cap.per}"))
+                                   f"{_num(cap.fraction)} of its share_of scope per {cap.per}"))
         else:
             out.append(Requirement("cap", key, f"cap {ident}: {cap.metric} at most "
                                    f"{_num(cap.limit)} per {cap.per}"))

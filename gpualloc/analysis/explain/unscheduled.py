@@ -65,12 +65,12 @@ def _explain_feasible(instance: Instance, plan: Plan, engine: Backend, max_jobs:
         needs = {job.id} | nx.ancestors(graph, job.id)
         evaluated[job.id] = _force(instance, model, engine, job, plan, base_values, base_obj,
                                    needs, base_limited, job_time_limit, seed)
+    index: _RowIndex | None = None
     for job in unscheduled:
         r = structural.get(job.id) or evaluated.get(job.id)
         if r is None:
-            r = JobReason(job.id, "not_evaluated", f"not among the {max_jobs} most valuable "
-                          "unscheduled jobs forced in (raise max_jobs)",
-                          _best_value(instance, job))
+            index = index or _RowIndex(model, base_values)
+            r = _unforced(instance, model, plan, index, job, max_jobs)
         ex.jobs.append(r)
     ex.time_limited = base_limited or any(r.time_limited for r in ex.jobs)
     return ex
@@ -104,6 +104,39 @@ def _structural(instance: Instance, model: LinearModel, timing: _Timing,
                          f"GPUs at any start in its window [{job.release}, {deadline})",
                          value)
     return None
+
+
+def _unforced(instance: Instance, model: LinearModel, plan: Plan, index: _RowIndex,
+              job: Job, max_jobs: int) -> JobReason:
+    """A job not forced in (beyond ``max_jobs``): what stops it, read from the plan alone.
+
+    A predecessor the plan does not run, else the limits of the plan that each placement of
+    the job would overflow (the placement overflowing fewest is named), else it fits as is.
+    """
+    value = _best_value(instance, job)
+    forced = (f" (not among the {max_jobs} most valuable forced in: raise max_jobs)"
+              if max_jobs else "")
+    outs = [d for d in job.after if plan.assignment(d) is None]
+    if outs:
+        return JobReason(job.id, "not_evaluated", f"it comes after {', '.join(outs)}, which "
+                         f"the plan does not run{forced}", value)
+    best: tuple[int, int, tuple[str, ...]] | None = None
+    for i in model.by_job[job.id]:
+        hit = _overflow(model, [], [i], index)
+        if best is None or len(hit) < len(best[2]):
+            best = (len(hit), i, hit)
+        if not hit:
+            break
+    assert best is not None  # structural reasons cover jobs without placements
+    p = model.placements[best[1]]
+    when = f"period {p.start}" if p.periods == 1 else f"periods {p.start}-{p.end - 1}"
+    where = f"on {p.cluster}/{p.accelerator} in {when}"
+    if not best[2]:
+        return JobReason(job.id, "not_evaluated", f"it fits beside the plan {where}: the plan "
+                         f"left value on the table{forced}", value)
+    return JobReason(job.id, "not_evaluated", "every placement overflows a limit the plan "
+                     f"uses up, e.g. {where}: {'; '.join(best[2])}{forced}", value,
+                     blocking=best[2])
 
 
 def _force(instance: Instance, model: LinearModel, engine: Backend, job: Job, plan: Plan,
@@ -163,21 +196,40 @@ def _force(instance: Instance, model: LinearModel, engine: Backend, job: Job, pl
                      binding, gone, limited)
 
 
-def _overflow(model: LinearModel, base: list[float], new_vars: list[int]) -> tuple[str, ...]:
+def _overflow(model: LinearModel, base: list[float], new_vars: list[int],
+              index: _RowIndex | None = None) -> tuple[str, ...]:
     """Limits that adding ``new_vars`` to the base plan would overflow, grouped for reading."""
-    new = set(new_vars)
+    index = index or _RowIndex(model, base)
+    extra: dict[int, float] = defaultdict(float)
+    for v in new_vars:
+        for k, c in index.rows_of.get(v, ()):
+            extra[k] += c
+    over = [k for k, add in sorted(extra.items())
+            if index.lhs[k] + add > model.rows[k].rhs + _TOL * max(1.0, abs(model.rows[k].rhs))]
+    return _limits(model, over)
+
+
+class _RowIndex:
+    """The base plan's left-hand side of every limit row, and the limit rows of each var."""
+
+    def __init__(self, model: LinearModel, base: list[float]) -> None:
+        self.lhs: dict[int, float] = {}
+        self.rows_of: dict[int, list[tuple[int, float]]] = defaultdict(list)
+        for k, row in enumerate(model.rows):
+            if row.kind not in ("capacity", "cap", "credits"):
+                continue
+            self.lhs[k] = sum(c * base[v] for v, c in zip(row.vars, row.coefs, strict=True))
+            for v, c in zip(row.vars, row.coefs, strict=True):
+                self.rows_of[v].append((k, c))
+
+
+def _limits(model: LinearModel, rows: list[int]) -> tuple[str, ...]:
+    """Row indices as readable limits: pools and caps with their period ranges, credits."""
     pools: dict[tuple[str, str], list[int]] = defaultdict(list)
     caps: dict[tuple[str, str], list[int]] = defaultdict(list)
     names: list[str] = []
-    for row in model.rows:
-        if row.kind not in ("capacity", "cap", "credits"):
-            continue
-        if not any(v in new for v in row.vars):
-            continue
-        lhs = sum(c * base[v] for v, c in zip(row.vars, row.coefs, strict=True))
-        lhs += sum(c for v, c in zip(row.vars, row.coefs, strict=True) if v in new)
-        if lhs <= row.rhs + _TOL * max(1.0, abs(row.rhs)):
-            continue
+    for k in rows:
+        row = model.rows[k]
         if row.kind == "capacity":
             inner = row.name[len("capacity["):-1]
             rest, _, t = inner.rpartition(",")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...models import Assignment, Instance, Plan, SolveStatus, compute_gap
+from ...models.rules import why_not_here
 from .formulation import LinearModel, Row
 
 Key = tuple[str, str, str, int, int, int]
@@ -58,21 +59,17 @@ def why_missing(instance: Instance, a: Assignment) -> str:
     cluster = instance.cluster_by_id.get(a.cluster)
     if cluster is None:
         return f"cluster {a.cluster} is no longer in the instance"
-    pool = cluster.pool(a.accelerator)
-    if pool is None:
-        return f"cluster {a.cluster} no longer has a {a.accelerator} pool"
     periods = a.end - a.start
-    if not any((o.accelerator, o.gpus, o.periods) == (a.accelerator, a.gpus, periods)
-               for o in job.options):
+    if cluster.pool(a.accelerator) is not None and not any(
+            (o.accelerator, o.gpus, o.periods) == (a.accelerator, a.gpus, periods)
+            for o in job.options):
         return (f"job {a.job} no longer has an option {a.accelerator} x{a.gpus} for "
                 f"{periods} periods")
-    if all(c.id != cluster.id for c in instance.allowed_clusters(job)):
-        return f"cluster {a.cluster} is no longer allowed for job {a.job}"
-    reason = instance.ineligibility(job, a.accelerator, cluster)
+    reason = why_not_here(instance, job, a.accelerator, a.gpus, cluster)
     if reason is not None:
-        return f"no longer eligible: {reason}"
-    if pool.max_gpus_per_job is not None and a.gpus > pool.max_gpus_per_job:
-        return f"the pool now takes at most {pool.max_gpus_per_job} GPUs per job"
+        return f"now {reason}"
+    pool = cluster.pool(a.accelerator)
+    assert pool is not None
     if a.start < job.release or a.end > instance.deadline(job):
         return (f"periods {a.start}..{a.end - 1} are outside the job's window "
                 f"[{job.release}, {instance.deadline(job)})")

@@ -1,0 +1,116 @@
+"""Proof that a relaxation is minimal: feasible at the relaxed values, infeasible just below.
+
+``elastic.py`` finds the relaxation of least normalised size (the sum, over the limits it
+raises, of the amount added divided by the limit) with an exact MIP solved to proven
+optimality. This module checks the result from outside: for every relaxation it builds the
+relaxed instance with that one amount lowered by one step (everything else kept relaxed) and
+solves it; each such instance must be proven infeasible. A step is one period for a deadline
+and ``max(1, ceil(1e-5 x the relaxed value))`` units for GPUs, TPP, GPU-hours and credits (more than
+the validator's 1e-6 tolerance), 1e-4 for a share fraction.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+from ...models import Instance, InstanceError, SolveStatus
+from ...optimizer.backends import Backend
+from .explanation import Relaxation, _num
+
+MAX_CHECKS = 12
+
+
+def step(r: Relaxation) -> float:
+    """How far below the relaxed value the check goes."""
+    if r.kind == "deadline":
+        return 1.0
+    if r.kind == "share":
+        return 1e-4
+    return float(max(1, math.ceil(1e-5 * abs(r.after or 0.0))))
+
+
+def lowered(instance: Instance, data: dict[str, Any], r: Relaxation) -> dict[str, Any] | None:
+    """``data`` (the relaxed instance) with ``r``'s amount lowered by one ``step``; None when
+    the relaxation has no value just below (a share limit removed, credits in tranches)."""
+    out = copy.deepcopy(data)
+    d = step(r)
+    if r.kind == "deadline":
+        job = next(j for j in out["jobs"] if j["id"] == r.target)
+        job["deadline"] = int((r.after or 0) - d)
+    elif r.kind == "capacity":
+        cid, _, acc = r.target.partition("/")
+        cluster = next(c for c in out["clusters"] if c["id"] == cid)
+        pd = next(p for p in cluster["pools"] if p["accelerator"] == acc)
+        first, last = r.periods or (0, instance.horizon.periods - 1)
+        gpus = _per_period(pd, instance.horizon.periods)
+        for t in range(first, last + 1):
+            gpus[t] = max(0, gpus[t] - int(d))
+        pd["gpus"] = gpus[0]
+        pd["capacity"] = [{"from": t, "gpus": gpus[t]} for t in range(1, len(gpus))
+                          if gpus[t] != gpus[t - 1]]
+    elif r.kind == "cap":
+        cap = next(c for c in out["caps"] if c["id"] == r.target)
+        cap["limit"] = (r.after or 0.0) - d
+    elif r.kind == "share":
+        if r.after is None:
+            return None
+        cap = next(c for c in out["caps"] if c["id"] == r.target)
+        cap["fraction"] = max(0.0, r.after - d)
+    else:
+        s = next(s for s in out["startups"] if s["id"] == r.target)
+        if s.get("tranches"):
+            return None
+        s["credits"] = (r.after or 0.0) - d
+    return out
+
+
+def _per_period(pd: dict[str, Any], periods: int) -> list[int]:
+    gpus = [int(pd["gpus"])] * periods
+    for ch in sorted(pd.get("capacity") or [], key=lambda c: c["from"]):
+        for t in range(int(ch["from"]), periods):
+            gpus[t] = int(ch["gpus"])
+    return gpus
+
+
+def check_below(instance: Instance, data: dict[str, Any], relaxations: list[Relaxation],
+                engine: Backend, time_limit: float, seed: int) -> tuple[bool, list[str]]:
+    """Solve the instance just below each relaxation; (all proven infeasible, findings)."""
+    from ...optimizer.solve import solve
+
+    began = time.perf_counter()
+    findings: list[str] = []
+    ok = True
+    todo = relaxations[:MAX_CHECKS]
+    if len(relaxations) > MAX_CHECKS:
+        ok = False
+        findings.append(f"only the first {MAX_CHECKS} of {len(relaxations)} relaxations "
+                        "were checked just below")
+    for n, r in enumerate(todo):
+        below = lowered(instance, data, r)
+        if below is None:
+            ok = False
+            findings.append(f"{r.kind} {r.target}: no value just below to check")
+            continue
+        value = (r.after or 0.0) - step(r)
+        try:
+            low = Instance.model_validate(below)
+        except (InstanceError, ValueError) as e:  # reported, never raised
+            ok = False
+            findings.append(f"{r.kind} {r.target}: could not build the instance below: {e}")
+            continue
+        remaining = time_limit - (time.perf_counter() - began)
+        if remaining < 0.2:  # the time limit holds: the rest stays unchecked
+            ok = False
+            findings.append(f"{len(todo) - n} relaxation(s) not checked just below: out of time")
+            break
+        plan = solve(low, engine, time_limit=remaining / (len(todo) - n), seed=seed)
+        if plan.status == SolveStatus.INFEASIBLE:
+            findings.append(f"{r.kind} {r.target} at {_num(value)} (just below): infeasible")
+        else:
+            ok = False
+            findings.append(f"{r.kind} {r.target} at {_num(value)} (just below): "
+                            f"{plan.status.value}, not proven infeasible")
+    return ok, findings
