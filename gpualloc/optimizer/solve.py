@@ -59,7 +59,15 @@ def solve(
         warm_start = previous if warm_start is None else warm_start
     elif now is not None or stability:
         raise ValueError("now and stability need a previous plan")
+    fairness = None
+    if instance.objective.kind == "maxmin" and model.num_vars and not model.infeasible:
+        from .fairness import add_floors, first_stage  # stage 1, then floors for stage 2
+
+        fairness = first_stage(instance, model, engine, params)
+        add_floors(model, instance, fairness)
     start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
+    if start is None and fairness is not None:
+        start = fairness.values
     if start is None and engine.name != "greedy" and model.num_vars and not model.infeasible:
         start = greedy_values(model)  # a rule-complete incumbent to start from
     start_valid = start is not None and not model.check(start)
@@ -95,6 +103,9 @@ def solve(
         from .model.replan import finish
 
         plan = finish(replan, instance, model, plan)
+    if fairness is not None:
+        plan = plan.model_copy(update={"summary": {**plan.summary,
+                                                   "fairness": fairness.summary(instance, plan)}})
     return plan
 
 
