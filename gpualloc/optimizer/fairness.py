@@ -110,7 +110,7 @@ def strict_levels(instance: Instance, model: LinearModel, lo: float) -> dict[str
     for sid, asked in instance.asked_value.items():
         if asked <= 0:
             continue
-        f = integer_scale(values.get(sid, []) + [asked], max_power=6, limit=2.0**52)
+        f = integer_scale([*values.get(sid, []), asked], max_power=6, limit=2.0**52)
         need = lo * asked
         nxt = (math.floor(need * f + 1e-9) + 1) / f if f else need * (1 + 1e-6) + 1e-6
         out[sid] = nxt / asked
