@@ -77,31 +77,36 @@ class FirstStage:
         }
 
 
-def smallest_share(instance: Instance, model: LinearModel, values: list[float]) -> float | None:
-    """The smallest share of a 0/1 vector (None when no start-up has a share)."""
+def smallest_share(instance: Instance, model: LinearModel, values: list[float],
+                   offsets: dict[str, float] | None = None) -> float | None:
+    """The smallest ``share - offset`` of a 0/1 vector (None when no start-up has a share)."""
+    offsets = offsets or {}
     value = {sid: 0.0 for sid, a in instance.asked_value.items() if a > 0}
     owner = {j.id: j.startup for j in instance.jobs}
     for p, v in zip(model.placements, values, strict=True):
         if v > 0.5 and owner[p.job] in value:
             value[owner[p.job]] += p.value
-    return min((v / instance.asked_value[s] for s, v in value.items()), default=None)
+    return min((v / instance.asked_value[s] - offsets.get(s, 0.0) for s, v in value.items()),
+               default=None)
 
 
-def share_upper_bound(instance: Instance, model: LinearModel) -> float:
-    """m* is at most every start-up's best share alone (each job at its best placement)."""
+def best_shares(instance: Instance, model: LinearModel) -> dict[str, float]:
+    """Each start-up's best share alone (each of its jobs at its best placement)."""
     best: dict[str, float] = {}
     for job in instance.jobs:
         idx = model.by_job.get(job.id, [])
         if idx:
             best[job.startup] = best.get(job.startup, 0.0) + max(
                 model.placements[i].value for i in idx)
-    return min((min(1.0, best.get(s, 0.0) / a) for s, a in instance.asked_value.items()
-                if a > 0), default=0.0)
+    return {s: min(1.0, best.get(s, 0.0) / a) for s, a in instance.asked_value.items()
+            if a > 0}
 
 
-def strict_levels(instance: Instance, model: LinearModel, lo: float) -> dict[str, float]:
-    """Per start-up, the smallest value above ``lo * asked`` a plan can have, as a share:
-    exact in the integer units of the start-up's option values (1e-6 relative otherwise)."""
+def strict_levels(instance: Instance, model: LinearModel, lo: float,
+                  offsets: dict[str, float]) -> dict[str, float]:
+    """Per start-up, the smallest value above ``(offset + lo) * asked`` a plan can have, as a
+    share: exact in the integer units of the start-up's option values (1e-6 relative
+    otherwise)."""
     values: dict[str, list[float]] = {}
     owner = {j.id: j.startup for j in instance.jobs}
     for p in model.placements:
@@ -111,7 +116,7 @@ def strict_levels(instance: Instance, model: LinearModel, lo: float) -> dict[str
         if asked <= 0:
             continue
         f = integer_scale([*values.get(sid, []), asked], max_power=6, limit=2.0**52)
-        need = lo * asked
+        need = (offsets.get(sid, 0.0) + lo) * asked
         nxt = (math.floor(need * f + 1e-9) + 1) / f if f else need * (1 + 1e-6) + 1e-6
         out[sid] = nxt / asked
     return out
@@ -129,12 +134,20 @@ def with_floors(model: LinearModel, instance: Instance, levels: dict[str, float]
 
 
 def first_stage(instance: Instance, model: LinearModel, engine: Backend,
-                params: SolveParams) -> FirstStage:
-    """Stage 1 (module docstring): m* with a proof, and a plan reaching it."""
+                params: SolveParams, offsets: dict[str, float] | None = None,
+                budget_share: float = STAGE_ONE_SHARE) -> FirstStage:
+    """Stage 1 (module docstring): m* with a proof, and a plan reaching it.
+
+    With ``offsets`` it maximises the smallest ``share_s - offset_s`` instead (m* may then be
+    negative): with the ``min_share`` floors as offsets, ``-m*`` is the smallest amount by
+    which every floor must be lowered for them to hold together.
+    """
     began = time.perf_counter()
+    offsets = offsets or {}
     tolerance = instance.objective.fairness_tolerance
-    budget = None if params.time_limit is None else params.time_limit * STAGE_ONE_SHARE
-    if not any(a > 0 for a in instance.asked_value.values()):
+    budget = None if params.time_limit is None else params.time_limit * budget_share
+    sids = [s for s, a in instance.asked_value.items() if a > 0]
+    if not sids:
         return FirstStage(None, None, "no_shares", tolerance=tolerance)
     zero = [0.0] * model.num_vars
     solves = 0
@@ -161,20 +174,22 @@ def first_stage(instance: Instance, model: LinearModel, engine: Backend,
         status, values = test({})
         if values is None:
             return done(status, None, None, None)
-    lo = smallest_share(instance, model, values) or 0.0
-    upper = share_upper_bound(instance, model)
-    sids = [s for s, a in instance.asked_value.items() if a > 0]
+    lo = smallest_share(instance, model, values, offsets)
+    assert lo is not None
+    best = best_shares(instance, model)
+    upper = min(best[s] - offsets.get(s, 0.0) for s in sids)
     while lo < upper - 1e-12:
         strict = upper - lo <= RESOLUTION
         level = (lo + upper) / 2
-        status, found = test(strict_levels(instance, model, lo) if strict
-                             else dict.fromkeys(sids, level))
+        status, found = test(strict_levels(instance, model, lo, offsets) if strict
+                             else {s: offsets.get(s, 0.0) + level for s in sids})
         if status == "unknown":
             return done("feasible", lo, upper, values)
         if found is None:
             upper = lo if strict else level
             continue
-        achieved = smallest_share(instance, model, found) or 0.0
+        achieved = smallest_share(instance, model, found, offsets)
+        assert achieved is not None
         if achieved <= lo:  # a solver tolerance let through a plan that does not improve
             return done("feasible", lo, upper, values)
         lo, values = achieved, found
@@ -188,4 +203,5 @@ def add_floors(model: LinearModel, instance: Instance, stage: FirstStage) -> Non
             instance.asked_value, stage.floor)))
 
 
-__all__ = ["FirstStage", "add_floors", "first_stage", "smallest_share", "with_floors"]
+__all__ = ["FirstStage", "add_floors", "best_shares", "first_stage", "smallest_share",
+           "with_floors"]

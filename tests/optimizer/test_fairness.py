@@ -98,3 +98,20 @@ def test_floors_that_cannot_hold_together_are_infeasible(backend: str) -> None:
     data["startups"][1]["min_share"] = 0.0
     plan = solve_checked(Instance.model_validate(data), backend)
     assert plan.status == SolveStatus.OPTIMAL
+
+
+def test_floor_relaxation_names_the_floors_and_the_smallest_lowering() -> None:
+    from gpualloc.analysis.floors import floor_relaxation
+    from gpualloc.models.validator import validate
+
+    data = tiny(min_share=1.0, values=(3, 2, 4), lengths=(2, 1, 1), credits=None, periods=2)
+    data["startups"][1]["min_share"] = 1.0
+    inst = Instance.model_validate(data)
+    rel = floor_relaxation(inst, time_limit=20)
+    # brute force: the largest min over start-ups of share - floor, over valid plans
+    best = max(min(brute_share(inst, c, s) - 1.0 for s in ("a", "b"))
+               for c in every_plan(inst) if brute_capacity_ok(inst, c))
+    assert rel.status == "optimal" and close(rel.delta, -best) and rel.feasible is False
+    assert {f.startup for f in rel.floors} == {"a", "b"} and any(f.binds for f in rel.floors)
+    relaxed = data | {"startups": [s | {"min_share": 1.0 - rel.delta} for s in data["startups"]]}
+    assert validate(Instance.model_validate(relaxed), rel.plan) == []
