@@ -124,7 +124,9 @@ def plan_metrics(instance: Instance, plan: Plan) -> dict[str, Any]:
 def tranche_metrics(instance: Instance, startup: Startup,
                     spend: list[float]) -> list[dict[str, Any]]:
     """Per tranche: its periods, credits, what is released by its last period, the spend in
-    its periods and up to its end, and where it binds (carry-over: the periods where the
+    its periods and up to its end (``unspent``: what is left
+    to spend: the release minus the cumulative spend, or without carry-over the tranche minus
+    its periods' spend), and where it binds (carry-over: the periods where the
     cumulative spend reaches the release; otherwise: the tranche's periods when its spend
     reaches its credits). Empty without tranches."""
     out = []
@@ -144,7 +146,9 @@ def tranche_metrics(instance: Instance, startup: Startup,
         out.append({"index": k, "from": tranche.from_, "periods": [periods.start,
                                                                    periods.stop - 1],
                     "credits": tranche.credits, "released": released, "spend": inside,
-                    "cumulative_spend": cumulative[periods.stop], "binding": bool(binds),
+                    "cumulative_spend": cumulative[periods.stop],
+                    "unspent": (released - cumulative[periods.stop]) if startup.carry_over
+                    else tranche.credits - inside, "binding": bool(binds),
                     "binding_periods": binds})
     return out
 

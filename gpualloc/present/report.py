@@ -34,6 +34,7 @@ from ..models.io import atomic_write_bytes
 from ..models.metrics import plan_metrics
 from ..models.rules import REL_TOL
 from ..models.validator import Violation, validate
+from .credit_charts import credit_figures, credit_sections_html, credit_sections_markdown
 
 MAX_LISTED_VIOLATIONS = 50
 
@@ -285,6 +286,7 @@ class Report:
         lines = [f"# Plan report: {_md(self.instance.name)}", ""]
         lines += [f"- **{k}**: {_md(v)}" for k, v in self.headline()]
         lines += ["", "## Start-ups", "", *_md_table(self.STARTUP_HEAD, self.startup_rows())]
+        lines += credit_sections_markdown(self.instance, self.plan, self.metrics)
         lines += ["", "## Caps", ""]
         lines += _md_table(self.CAP_HEAD, self.cap_rows()) if self.cap_rows() else ["No caps."]
         lines += ["", f"## Unscheduled jobs ({len(self.reasons)})", ""]
@@ -316,6 +318,7 @@ class Report:
             parts.append(_html_list(str(v) for v in self.violations[:MAX_LISTED_VIOLATIONS]))
         parts += ["<h2>Start-ups</h2>", _html_table(self.STARTUP_HEAD, self.startup_rows())]
         parts += [self._figure_html("spend"), self._figure_html("value")]
+        parts += credit_sections_html(self.instance, self.plan, self.metrics, self._figure_html)
         parts.append("<h2>Caps</h2>")
         if self.instance.caps:
             parts.append(_html_table(self.CAP_HEAD, self.cap_rows()))
@@ -439,6 +442,8 @@ def draw_figures(instance: Instance, plan: Plan,
                 P.plot_caps(instance, plan, cap_id=cap.id, metrics=metrics))
     add("spend", "Spend vs credits per start-up", P.plot_spend(instance, plan, metrics=metrics))
     add("value", "Value per start-up", P.plot_value(instance, plan, metrics=metrics))
+    for name, title, ax in credit_figures(instance, plan, metrics):  # tranches and shares
+        add(name, title, ax)
     _unique_names(figures)
     return figures
 
