@@ -38,7 +38,8 @@ import numpy as np
 from ...models import Assignment, Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
 
 Sense = Literal["<=", ">=", "=="]
-Kind = Literal["assign", "capacity", "precedence", "credits", "cap", "tranche", "floor"]
+Kind = Literal["assign", "capacity", "precedence", "credits", "cap", "tranche", "floor",
+               "limit"]
 
 
 @dataclass(frozen=True, slots=True)
