@@ -105,8 +105,7 @@ def test_plot_draws_on_the_given_axes_with_an_envelope(contested: Instance) -> N
     ax = Figure().add_subplot()
     assert plot_pareto(curve, ax) is ax
     assert ax.collections  # the bound envelope
-    assert [tuple(ln.get_ydata()) for ln in ax.get_lines()][0] == tuple(
-        p.objective for p in curve.points)
+    assert tuple(ax.get_lines()[0].get_ydata()) == tuple(p.objective for p in curve.points)
 
 
 def test_cli(tmp_path: Path, contested: Instance) -> None:
