@@ -115,3 +115,12 @@ def test_floor_relaxation_names_the_floors_and_the_smallest_lowering() -> None:
     assert {f.startup for f in rel.floors} == {"a", "b"} and any(f.binds for f in rel.floors)
     relaxed = data | {"startups": [s | {"min_share": 1.0 - rel.delta} for s in data["startups"]]}
     assert validate(Instance.model_validate(relaxed), rel.plan) == []
+
+
+def test_greedy_places_floor_startups_first() -> None:
+    # b's only job is worth less per GPU-period than a's, and a alone would fill the pool
+    data = tiny(values=(30, 20, 40), lengths=(2, 2, 2), credits=None, gpus=4, periods=2)
+    data["startups"][1]["min_share"] = 1.0
+    inst = Instance.model_validate(data)
+    plan = solve_checked(inst, "greedy")
+    assert plan.status == SolveStatus.FEASIBLE and "other" in {a.job for a in plan.assignments}
