@@ -37,12 +37,13 @@ def pareto(
         help="Plot the curve with its proven-bound envelope (PNG, SVG, PDF).")] = None,
 ) -> None:
     """Best value as fairness is required, or spend or changes are capped, at N levels."""
-    from ..analysis import pareto as pa
+    from ..analysis.pareto import AGAINST, save_pareto_plot
+    from ..analysis.pareto import pareto as curve_of
     from ..analysis.whatif import write_csv
 
     _check_run_options(time_limit, workers)
-    if against not in pa.AGAINST:
-        fail(f"--against must be one of {', '.join(pa.AGAINST)}")
+    if against not in AGAINST:
+        fail(f"--against must be one of {', '.join(AGAINST)}")
     if points < 1:
         fail("--points must be at least 1")
     if against == "stability" and previous is None:
@@ -56,9 +57,9 @@ def pareto(
         optimizer.get_backend(backend)
         prev = models.load_plan(previous) if previous is not None else None
     with _study_errors(dask), _progress_bar(f"{points} points") as progress:
-        curve = pa.pareto(inst, against, points, backend=backend, time_limit=time_limit,
-                          seed=seed, workers=workers, dask_address=dask, previous=prev,
-                          now=now, progress=progress)
+        curve = curve_of(inst, against, points, backend=backend, time_limit=time_limit,
+                         seed=seed, workers=workers, dask_address=dask, previous=prev,
+                         now=now, progress=progress)
     rows = curve.rows()
     _print_curve(against, rows)
     try:
@@ -66,7 +67,7 @@ def pareto(
             write_csv(rows, csv)
             out.print(f"CSV written to {csv}", markup=False)
         if plot is not None:
-            pa.save_pareto_plot(curve, plot)
+            save_pareto_plot(curve, plot)
             out.print(f"plot written to {plot}", markup=False)
     except OSError as e:
         fail(f"cannot write: {e.strerror or e}")
