@@ -63,6 +63,12 @@ class ParetoCurve:
     points: list[ParetoPoint]
     anchor: Plan  # the loose end: the max-min plan (fairness) or the unrestricted plan
 
+    @property
+    def stage1(self) -> dict[str, Any] | None:
+        """fairness: the max-min first stage behind the top level (``m_star``, its proven
+        ``bound`` and ``status``; ``feasible`` means the top level may lie below the true m*)."""
+        return (self.anchor.summary.get("fairness") or {}).get("stage1")
+
     def rows(self) -> list[dict[str, Any]]:
         """Plain rows (CSV, tables): level, achieved, objective, bound, gap, status, seconds,
         and ``value_per_unit``: the change of objective per unit of level from the previous

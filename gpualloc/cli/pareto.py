@@ -62,6 +62,10 @@ def pareto(
                          now=now, progress=progress)
     rows = curve.rows()
     _print_curve(against, rows)
+    if curve.stage1 is not None:
+        s1 = curve.stage1
+        out.print(f"max-min optimum m* {pct(s1['m_star'])} ({s1['status']}; proven bound "
+                  f"{pct(s1['bound'])})", markup=False)
     try:
         if csv is not None:
             write_csv(rows, csv)

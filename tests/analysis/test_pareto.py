@@ -56,7 +56,7 @@ def test_fairness_curve_matches_brute_force(contested: Instance) -> None:
     assert len(curve.points) == 4 and curve.points[0].level == 0.0
     m_star = max(min(brute_share(contested, c, s) for s in ("a", "b"))
                  for c in every_plan(contested) if brute_capacity_ok(contested, c))
-    assert close(curve.points[-1].level, m_star)
+    assert close(curve.points[-1].level, m_star) and curve.stage1["status"] == "optimal"
     for p in curve.points:
         assert validate(_floors(contested, p.level), p.plan) == []
         want = brute(contested, lambda c, lv=p.level: all(
