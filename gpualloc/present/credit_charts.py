@@ -8,20 +8,25 @@ given (or a fresh ``Figure``, never pyplot) and returns it; the numbers come fro
 from __future__ import annotations
 
 import html
-from typing import Any
-
-import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.lines import Line2D
+from typing import TYPE_CHECKING, Any
 
 from ..models import Instance, Plan
-from .plotting import _COMPACT, Metrics, _axes, _empty, _metrics, _startup_axis, startup_colors
+
+if TYPE_CHECKING:  # matplotlib is imported by the plots only: the CLI summary stays light
+    from matplotlib.axes import Axes
+
+Metrics = dict[str, Any]
 
 
 def plot_spend_over_time(instance: Instance, plan: Plan, ax: Axes | None = None,
                          metrics: Metrics | None = None) -> Axes:
     """One line per start-up: cumulative spend by period (solid) against the credits released
     by then (dashed steps; a lump sum is flat). Unlimited credits have no dashed line."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    from .plotting import _COMPACT, _axes, _empty, _metrics, startup_colors
+
     startups = _metrics(instance, plan, metrics)["startups"]
     ax = _axes(ax, (8.0, 4.0))
     if not startups:
@@ -50,6 +55,8 @@ def plot_shares(instance: Instance, plan: Plan, ax: Axes | None = None,
                 metrics: Metrics | None = None) -> Axes:
     """Bars of each start-up's share (scheduled value / asked value), its ``min_share`` as a
     black tick, and for a max-min plan the proven m* as a dashed line."""
+    from .plotting import _COMPACT, _axes, _empty, _metrics, _startup_axis, startup_colors
+
     m = _metrics(instance, plan, metrics)
     ids = [sid for sid, s in m["startups"].items() if s["share"] is not None]
     ax = _axes(ax, (max(6.0, 0.8 * len(ids) + 2), 3.6))
