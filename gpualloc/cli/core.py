@@ -195,7 +195,7 @@ def validate(
     instance: Annotated[Path, typer.Argument(help="Instance file.")],
     plan: Annotated[Path, typer.Argument(help="Plan file (JSON).")],
 ) -> None:
-    """Check a plan against the seven rules; exit 0 when valid, 1 with the violations."""
+    """Check a plan against the eight rules; exit 0 when valid, 1 with the violations."""
     from ..models.validator import validate as check
 
     inst = load(instance)
