@@ -124,3 +124,21 @@ def test_cli(tmp_path: Path, contested: Instance) -> None:
     for args in (["--against", "nope"], ["--against", "stability"], ["--points", "0"]):
         bad = runner.invoke(app, ["pareto", str(path), *args])
         assert bad.exit_code == 2, (args, bad.output)
+
+
+def test_stability_points_on_dask_match_serial(contested: Instance) -> None:
+    """previous, now and limits travel with the tasks to the workers."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    data = contested_data()
+    data["jobs"][3]["value"] = 0.5
+    previous = solve(Instance.model_validate(data), "cpsat", time_limit=20)
+    serial = pareto(contested, "stability", 3, previous=previous, now=0, time_limit=20)
+    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster:
+        on_dask = pareto(contested, "stability", 3, previous=previous, now=0, time_limit=20,
+                         dask_address=cluster.scheduler_address)
+    assert [(p.level, p.objective, p.achieved) for p in on_dask.points] == \
+        [(p.level, p.objective, p.achieved) for p in serial.points]
