@@ -21,16 +21,23 @@ The per-start-up figures are not simultaneously achievable. For all start-ups to
 report gives the **fleet maximum**: the largest total spend over valid plans with every credit
 limit removed, i.e. the most credits the fleet can honour in total, to compare with the sum of
 the grants. Beside these it shows what the value-optimal plan actually spends per start-up.
+
+Per tranche (a start-up with ``tranches``): ``H_s,k`` is the largest spend of ``s`` within the
+tranche's periods (``from`` up to the next tranche's ``from``) over valid plans with ``s``'s
+credit limits removed: the part of that release the fleet could honour when it is due.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
-from ..models import Instance, Plan, SolveStatus
+from ..models import Instance, Plan, SolveStatus, Startup
 from ..models.metrics import plan_metrics
+from ..models.rules import tranche_segments
 from ..optimizer.backends import BackendResult, SolveParams, get_backend
 from ..optimizer.model.formulation import LinearModel, Placement, build
 from ..optimizer.solve import solve
@@ -101,9 +108,31 @@ def solve_custom(instance: Instance, objective: Callable[[Placement], float], *,
 def without_credits(instance: Instance, startups: Collection[str] | None = None) -> Instance:
     """The instance with the credit limits of ``startups`` (all when None) removed."""
     data = instance.model_dump(by_alias=True)
-    data["startups"] = [{**s, "credits": None} if startups is None or s["id"] in startups
+    data["startups"] = [{**s, "credits": None, "tranches": ()}
+                        if startups is None or s["id"] in startups
                         else s for s in data["startups"]]
     return Instance.model_validate(data)
+
+
+@dataclass(frozen=True)
+class TrancheLine:
+    """One tranche of a start-up: its periods and credits, what the value-optimal plan spends
+    in those periods, and the most the fleet can honour in them (``H_s,k``: the largest spend
+    of ``s`` in the tranche's periods over valid plans with ``s``'s credit limits removed)."""
+
+    index: int
+    periods: tuple[int, int]       # first and last period of the tranche
+    credits: float
+    spend: float | None
+    honourable: float | None
+    honourable_bound: float | None
+    status: str
+
+    @property
+    def headroom(self) -> float | None:
+        if self.honourable is None:
+            return None
+        return self.honourable - self.credits
 
 
 @dataclass(frozen=True)
@@ -117,6 +146,7 @@ class CreditLine:
     honourable_bound: float | None  # proven upper bound on H_s
     status: str                    # status of the H_s solve (optimal: H_s exact)
     plan: Plan | None = None       # a plan reaching H_s (valid with s's credits unlimited)
+    tranches: tuple[TrancheLine, ...] = ()  # per tranche, for a start-up with tranches
 
     @property
     def headroom(self) -> float | None:
@@ -178,9 +208,12 @@ def honourable_credits(instance: Instance, *, backend: str = "cpsat",
         res = solve_custom(relaxed, lambda p, sid=sid: p.cost if owner[p.job] == sid else 0.0,
                            backend=backend, time_limit=time_limit, seed=seed,
                            workers=workers, gap_tolerance=gap_tolerance, warm_start=warm)
+        tranches = _tranche_lines(instance, s, relaxed, owner, plan, warm, backend=backend,
+                                  time_limit=time_limit, seed=seed, workers=workers,
+                                  gap_tolerance=gap_tolerance)
         lines.append(CreditLine(startup=s.id, credits=s.credits, spend=spend.get(s.id),
                                 honourable=res.value, honourable_bound=res.bound,
-                                status=res.status, plan=res.plan))
+                                status=res.status, plan=res.plan, tranches=tranches))
     fleet_max = fleet_bound = None
     fleet_status = "skipped"
     if fleet:
@@ -192,10 +225,39 @@ def honourable_credits(instance: Instance, *, backend: str = "cpsat",
                          fleet_status=fleet_status)
 
 
+def _tranche_lines(instance: Instance, startup: Startup, relaxed: Instance,
+                   owner: dict[str, str], plan: Plan, warm: Plan | None,
+                   **solve_options: Any) -> tuple[TrancheLine, ...]:
+    """``H_s,k`` of each tranche: ``s``'s spend in the tranche's periods, maximised."""
+    if not startup.tranches:
+        return ()
+    horizon = instance.horizon.periods
+    metrics = plan_metrics(instance, plan)["startups"][startup.id] if plan.is_feasible else None
+    out = []
+    for k, periods in tranche_segments(startup, horizon):
+        if k is None:
+            continue
+
+        def inside(p: Placement, first: int = periods.start, stop: int = periods.stop) -> float:
+            if owner[p.job] != startup.id:
+                return 0.0
+            overlap = max(0, min(p.end, stop) - max(p.start, first))
+            return p.cost * overlap / p.periods
+
+        res = solve_custom(relaxed, inside, warm_start=warm, **solve_options)
+        spend = math.fsum(metrics["spend_by_period"][t] for t in periods) if metrics else None
+        out.append(TrancheLine(index=k, periods=(periods.start, periods.stop - 1),
+                               credits=startup.tranches[k].credits, spend=spend,
+                               honourable=res.value, honourable_bound=res.bound,
+                               status=res.status))
+    return tuple(out)
+
+
 __all__ = [
     "CreditLine",
     "CreditsReport",
     "CustomResult",
+    "TrancheLine",
     "honourable_credits",
     "solve_custom",
     "without_credits",

@@ -47,19 +47,26 @@ StudyProgress = Callable[[int, int, str], None]
 # -- running many solves -----------------------------------------------------------------
 def make_task(name: str, instance: Instance, *, backend: str, time_limit: float | None,
               seed: int, gap_tolerance: float,
-              warm_start: Plan | None = None) -> dict[str, Any]:
-    """A picklable description of one solve (plain data only) for ``solve_many``."""
+              warm_start: Plan | None = None, previous: Plan | None = None,
+              now: int | None = None,
+              limits: dict[str, float] | None = None) -> dict[str, Any]:
+    """A picklable description of one solve (plain data only) for ``solve_many``; ``previous``,
+    ``now`` and ``limits`` are passed on to ``solve`` (re-plans, trade-off curves)."""
     return {"name": name, "instance": instance.model_dump(by_alias=True), "backend": backend,
             "time_limit": time_limit, "seed": seed, "gap_tolerance": gap_tolerance,
-            "warm_start": warm_start.model_dump(mode="json") if warm_start else None}
+            "warm_start": warm_start.model_dump(mode="json") if warm_start else None,
+            "previous": previous.model_dump(mode="json") if previous else None,
+            "now": now, "limits": limits}
 
 
 def solve_task(task: dict[str, Any]) -> dict[str, Any]:
     """Run one task (in any process) and return the plan as plain data."""
     instance = Instance.model_validate(task["instance"])
     warm = Plan.model_validate(task["warm_start"]) if task.get("warm_start") else None
+    previous = Plan.model_validate(task["previous"]) if task.get("previous") else None
     plan = solve(instance, task["backend"], time_limit=task["time_limit"], seed=task["seed"],
-                 workers=1, gap_tolerance=task["gap_tolerance"], warm_start=warm)
+                 workers=1, gap_tolerance=task["gap_tolerance"], warm_start=warm,
+                 previous=previous, now=task.get("now"), limits=task.get("limits"))
     return plan.model_dump(mode="json")
 
 

@@ -174,6 +174,7 @@ def print_plan(inst: Instance, plan: Plan, brief: bool = False,
                verbose: bool = False) -> None:
     """Headline, then per start-up, per cap and per pool tables."""
     from ..models.metrics import plan_metrics
+    from ..present.credit_charts import fairness_lines, share_text, tranche_lines
 
     colour = {"optimal": "green", "feasible": "yellow"}.get(plan.status.value, "red")
     out.print(f"[bold]{inst.name}[/bold]  status [{colour}]{plan.status.value}[/{colour}]  "
@@ -184,12 +185,15 @@ def print_plan(inst: Instance, plan: Plan, brief: bool = False,
         return
     m = plan_metrics(inst, plan)
     t = Table(title="Start-ups", title_justify="left")
-    for col in ("start-up", "jobs run/asked", "value", "spend", "credits", "used"):
+    for col in ("start-up", "jobs run/asked", "value", "spend", "credits", "used", "share"):
         t.add_column(col, justify="left" if col == "start-up" else "right")
     for sid, s in m["startups"].items():
         t.add_row(sid, f"{s['jobs_run']}/{s['jobs_asked']}", fmt(s["value"], 1),
-                  fmt(s["spend"], 0), fmt(s["credits"], 0), pct(s["spend_share"]))
+                  fmt(s["spend"], 0), fmt(s["credits"], 0), pct(s["spend_share"]),
+                  share_text(m, sid))
     out.print(t)
+    for line in tranche_lines(inst, m) + fairness_lines(plan):  # credit tranches, max-min
+        out.print(line, markup=False)
     if m["caps"]:
         t = Table(title="Caps", title_justify="left")
         for col in ("cap", "metric", "per", "peak use", "limit", "binding windows"):
@@ -219,7 +223,7 @@ def validate(
     plan: Annotated[Path, typer.Argument(help="Plan file (JSON).")],
     force: ForceOpt = False,
 ) -> None:
-    """Check a plan against the seven rules; exit 0 when valid, 1 with the violations."""
+    """Check a plan against the eight rules; exit 0 when valid, 1 with the violations."""
     from ..models.validator import validate as check
 
     inst = load(instance)

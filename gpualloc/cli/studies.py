@@ -326,6 +326,7 @@ def credits(
                      "honourable": line.honourable, "honourable_bound": line.honourable_bound,
                      "status": line.status, "headroom": line.headroom})
     out.print(t)
+    _print_tranche_lines(rep.lines)
     total = rep.total_credits
     granted = fmt(total, 0) if total is not None else "unlimited"
     out.print(f"all together: credits granted {granted}; the most the fleet can honour in "
@@ -340,6 +341,23 @@ def credits(
         out.print(f"CSV written to {csv}", markup=False)
     if not rep.plan.is_feasible:
         raise typer.Exit(EXIT_NO_PLAN)
+
+
+def _print_tranche_lines(lines: list) -> None:
+    """The per-tranche table of ``gpualloc credits`` (start-ups with tranches only)."""
+    if not any(line.tranches for line in lines):
+        return
+    t = Table(title="Per tranche: spend in its periods and what the fleet can honour then",
+              title_justify="left")
+    for col in ("start-up", "tranche", "periods", "credits", "optimal-plan spend",
+                "honourable H_s,k", "status", "headroom"):
+        t.add_column(col, justify="left" if col in ("start-up", "status") else "right")
+    for line in lines:
+        for tr in line.tranches:
+            t.add_row(line.startup, str(tr.index), f"{tr.periods[0]}-{tr.periods[1]}",
+                      fmt(tr.credits, 0), fmt(tr.spend, 0), fmt(tr.honourable, 0), tr.status,
+                      _signed(tr.headroom, 0))
+    out.print(t)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from .instance import (
     Pool,
     Scope,
     Startup,
+    Tranche,
 )
 from .io import atomic_write_text, instance_from_mapping, load_instance, save_instance
 from .plan import (
@@ -55,6 +56,7 @@ __all__ = [
     "Scope",
     "SolveStatus",
     "Startup",
+    "Tranche",
     "atomic_write_text",
     "classify",
     "compute_gap",

@@ -9,6 +9,7 @@ schema reports it); ``semantic_issues`` never raises on any input.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Collection, Hashable, Iterator, Mapping
 from typing import Any, Literal
 
@@ -142,6 +143,7 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
 
     for i, s in _items(data, "startups"):
         refs(f"startups[{i}].regions", s.get("regions"), "region", "warning")
+        out.extend(_tranche_issues(f"startups[{i}]", s, periods))
 
     graph: nx.DiGraph = nx.DiGraph()
     first_index: dict[str, int] = {}
@@ -201,6 +203,40 @@ def semantic_issues(data: Mapping[str, Any]) -> list[Issue]:
     for i, rule in _items(data, "eligibility"):
         refs(f"eligibility[{i}].countries", rule.get("countries"), "country", "warning")
     return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _tranche_issues(loc: str, startup: Mapping[str, Any], periods: int | None) -> Iterator[Issue]:
+    """Tranches: ``from`` strictly increasing and inside the horizon; ``credits``, when
+    given, equal to their sum (negative amounts are the schema's to report)."""
+    tranches = list(_items(startup, "tranches"))
+    last: tuple[int, int] | None = None
+    for m, tranche in tranches:
+        start = _int(tranche.get("from"))
+        if start is None:
+            continue
+        if periods is not None and start >= periods:
+            yield Issue(f"{loc}.tranches[{m}].from", f"period {start} is past the horizon "
+                        f"(last period {periods - 1})")
+        if last is not None and start <= last[1]:
+            yield Issue(f"{loc}.tranches[{m}].from", f"from {start} is not after "
+                        f"tranches[{last[0]}].from {last[1]}: from must strictly increase")
+        last = (m, start)
+    amounts = [_number(t.get("credits")) for _, t in tranches]
+    credits = _number(startup.get("credits"))
+    raw = startup.get("tranches")
+    if credits is None or not tranches or not isinstance(raw, list | tuple) \
+            or len(tranches) != len(raw) or any(a is None or a < 0 for a in amounts):
+        return
+    total = math.fsum(a for a in amounts if a is not None)
+    if abs(credits - total) > 1e-6 * max(1.0, abs(total)):
+        yield Issue(f"{loc}.credits", f"credits {credits:.10g} differ from the sum of the "
+                    f"tranches {total:.10g}")
 
 
 def _pool_issues(loc: str, cluster: Mapping[str, Any], periods: int | None,

@@ -8,6 +8,7 @@ that the formulation and the independent validator read the same meaning from on
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -121,7 +122,17 @@ class Cluster(Frozen):
         return next((p for p in self.pools if p.accelerator == accelerator), None)
 
 
+class Tranche(Frozen):
+    """Credits spendable from period ``from`` on (DESIGN.md "Credit tranches")."""
+
+    from_: Period = Field(alias="from")
+    credits: NonNeg
+
+
 class Startup(Frozen):
+    """A start-up; with ``tranches`` its credits are released over the horizon (``credits``
+    then defaults to their sum), with ``min_share`` its share has a hard floor (rule 8)."""
+
     id: Id
     name: str | None = None
     credits: NonNeg | None = None
@@ -129,6 +140,29 @@ class Startup(Frozen):
     regions: tuple[Id, ...] | None = None
     headquarters: Id | None = None
     restricted: tuple[ExportClassName, ...] = ()
+    tranches: tuple[Tranche, ...] = ()
+    carry_over: Flag = True
+    min_share: Fraction | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credits_from_tranches(cls, data: Any) -> Any:
+        """``credits`` absent (or null) with tranches given: the sum of the tranches."""
+        tranches = data.get("tranches") if isinstance(data, dict) else None
+        if isinstance(tranches, list | tuple) and tranches and data.get("credits") is None:
+            amounts = [t.credits if isinstance(t, Tranche) else
+                       t.get("credits") if isinstance(t, dict) else None for t in tranches]
+            if all(isinstance(a, int | float) and not isinstance(a, bool)
+                               and math.isfinite(a) for a in amounts):
+                data = {**data, "credits": float(math.fsum(amounts))}
+        return data
+
+    def released(self, period: int) -> float | None:
+        """Credits released by ``period`` (the tranches with ``from <= period``); None when
+        the start-up has no tranches (then ``credits``, possibly unlimited, holds throughout)."""
+        if not self.tranches:
+            return self.credits
+        return math.fsum(t.credits for t in self.tranches if t.from_ <= period)
 
 
 class Option(Frozen):
@@ -242,7 +276,12 @@ class EligibilityRule(Frozen):
 
 
 class Objective(Frozen):
+    """``kind: value`` maximises weighted value minus the cost term; ``maxmin`` first maximises
+    the smallest share m*, then value with every share >= m* - ``fairness_tolerance``."""
+
+    kind: Literal["value", "maxmin"] = "value"
     cost_weight: NonNeg = 0.0
+    fairness_tolerance: Fraction = 0.0
 
 
 class Instance(Frozen):
@@ -300,6 +339,16 @@ class Instance(Frozen):
     @cached_property
     def job_by_id(self) -> dict[str, Job]:
         return {j.id: j for j in self.jobs}
+
+    @cached_property
+    def asked_value(self) -> dict[str, float]:
+        """Per start-up: the sum over its jobs of each job's largest option value (the
+        denominator of its share, DESIGN.md "Fairness"; 0: the start-up has no share)."""
+        out = {s.id: 0.0 for s in self.startups}
+        for job in self.jobs:
+            if job.startup in out and job.options:
+                out[job.startup] += max(job.option_value(o) for o in job.options)
+        return out
 
     def export_class(self, accelerator: str) -> str:
         acc = self.catalog.get(accelerator)
@@ -382,4 +431,5 @@ __all__ = [
     "Pool",
     "Scope",
     "Startup",
+    "Tranche",
 ]

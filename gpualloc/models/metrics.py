@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from .instance import Instance
+from .instance import Instance, Startup
 from .plan import Plan
 from .rules import (
     REL_TOL,
@@ -19,7 +19,10 @@ from .rules import (
     assignment_value,
     cap_use,
     objective_of,
+    period_spend,
     pool_use,
+    shares,
+    tranche_segments,
     weight_of,
     window_limit,
 )
@@ -47,6 +50,9 @@ def plan_metrics(instance: Instance, plan: Plan) -> dict[str, Any]:
         run[sid].add(a.job)
         value[sid] += assignment_value(instance, a)
         spend[sid] += assignment_cost(instance, a)
+    per_period = period_spend(instance, known)
+    fair = shares(instance, known)
+    asked_values = instance.asked_value
     for s in instance.startups:
         share = spend[s.id] / s.credits if s.credits else None
         startups[s.id] = {
@@ -57,6 +63,11 @@ def plan_metrics(instance: Instance, plan: Plan) -> dict[str, Any]:
             "spend": spend[s.id],
             "credits": s.credits,
             "spend_share": share,
+            "asked_value": asked_values[s.id],
+            "share": fair.get(s.id),
+            "min_share": s.min_share,
+            "spend_by_period": per_period[s.id],
+            "tranches": tranche_metrics(instance, s, per_period[s.id]),
         }
 
     caps: dict[str, dict[str, Any]] = {}
@@ -106,7 +117,40 @@ def plan_metrics(instance: Instance, plan: Plan) -> dict[str, Any]:
         "total_cost": math.fsum(assignment_cost(instance, a) for a in plan.assignments),
         "total_value": total_value,
         "total_weighted_value": weighted,
+        "smallest_share": min(fair.values()) if fair else None,
     }
 
 
-__all__ = ["plan_metrics"]
+def tranche_metrics(instance: Instance, startup: Startup,
+                    spend: list[float]) -> list[dict[str, Any]]:
+    """Per tranche: its periods, credits, what is released by its last period, the spend in
+    its periods and up to its end (``unspent``: what is left
+    to spend: the release minus the cumulative spend, or without carry-over the tranche minus
+    its periods' spend), and where it binds (carry-over: the periods where the
+    cumulative spend reaches the release; otherwise: the tranche's periods when its spend
+    reaches its credits). Empty without tranches."""
+    out = []
+    cumulative = [0.0]
+    for x in spend:
+        cumulative.append(cumulative[-1] + x)
+    for k, periods in tranche_segments(startup, instance.horizon.periods):
+        if k is None:
+            continue
+        tranche = startup.tranches[k]
+        released = startup.released(periods.stop - 1) or 0.0
+        inside = math.fsum(spend[t] for t in periods)
+        if startup.carry_over:
+            binds = [t for t in periods if _binding(cumulative[t + 1], released)]
+        else:
+            binds = list(periods) if _binding(inside, tranche.credits) else []
+        out.append({"index": k, "from": tranche.from_, "periods": [periods.start,
+                                                                   periods.stop - 1],
+                    "credits": tranche.credits, "released": released, "spend": inside,
+                    "cumulative_spend": cumulative[periods.stop],
+                    "unspent": (released - cumulative[periods.stop]) if startup.carry_over
+                    else tranche.credits - inside, "binding": bool(binds),
+                    "binding_periods": binds})
+    return out
+
+
+__all__ = ["plan_metrics", "tranche_metrics"]

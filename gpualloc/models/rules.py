@@ -7,8 +7,9 @@ does not (it writes the same rules as rows), so a bug in either shows up in the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from .instance import Cap, Cluster, Instance, Job, Pool
+from .instance import Cap, Cluster, Instance, Job, Pool, Startup
 from .plan import Assignment
 
 REL_TOL = 1e-6
@@ -159,3 +160,86 @@ def why_not_here(instance: Instance, job: Job, accelerator: str, gpus: int,
     if reason is not None:
         return f"ineligible on {cluster.id}: {reason}"
     return None
+
+
+# -- credit tranches (DESIGN.md "Credit tranches") and shares (rule 8) ---------------------
+def period_spend(instance: Instance, assignments: Iterable[Assignment]) -> dict[str, list[float]]:
+    """Spend per start-up and period: an assignment costs ``gpus * period_hours * price`` in
+    each period it occupies (summed over its periods this is ``assignment_cost``)."""
+    horizon = instance.horizon.periods
+    hours = instance.horizon.period_hours
+    out: dict[str, list[float]] = {s.id: [0.0] * horizon for s in instance.startups}
+    for a in assignments:
+        job = instance.job_by_id.get(a.job)
+        pool = pool_of(instance, a)
+        if job is None or pool is None or job.startup not in out:
+            continue
+        row = out[job.startup]
+        for t in range(max(0, a.start), min(a.end, horizon)):
+            row[t] += a.gpus * hours * pool.price_per_gpu_hour
+    return out
+
+
+@dataclass(frozen=True)
+class CreditWindow:
+    """Periods whose summed spend is at most ``limit`` under rule 6 with tranches.
+
+    ``tranche`` is the index of the tranche whose release sets the limit (None: before the
+    first tranche, where nothing is spendable).
+    """
+
+    startup: str
+    tranche: int | None
+    periods: range
+    limit: float
+
+    @property
+    def label(self) -> str:
+        first, last = self.periods.start, self.periods.stop - 1
+        when = f"t={first}" if first == last else f"t={first}..{last}"
+        return f"credits[{self.startup},{when}]"
+
+
+def tranche_segments(startup: Startup, horizon: int) -> list[tuple[int | None, range]]:
+    """Each tranche's periods (``from`` up to the next ``from``; the last to the horizon's
+    end), preceded by ``(None, 0..first from - 1)`` when the first tranche starts later."""
+    froms = [t.from_ for t in startup.tranches]
+    out: list[tuple[int | None, range]] = []
+    if froms and froms[0] > 0:
+        out.append((None, range(0, min(froms[0], horizon))))
+    for k, first in enumerate(froms):
+        stop = froms[k + 1] if k + 1 < len(froms) else horizon
+        out.append((k, range(min(first, horizon), min(stop, horizon))))
+    return [(k, r) for k, r in out if len(r)]
+
+
+def credit_windows(startup: Startup, horizon: int) -> list[CreditWindow]:
+    """The windows of rule 6 for a start-up with tranches (none without tranches).
+
+    ``carry_over: true``: for every period t, periods 0..t against the credits released by t.
+    ``carry_over: false``: each tranche's periods against that tranche (0 before the first).
+    """
+    out: list[CreditWindow] = []
+    if not startup.tranches:
+        return out
+    for k, periods in tranche_segments(startup, horizon):
+        if startup.carry_over:
+            for t in periods:
+                out.append(CreditWindow(startup.id, k, range(0, t + 1),
+                                        startup.released(t) or 0.0))
+        else:
+            limit = 0.0 if k is None else startup.tranches[k].credits
+            out.append(CreditWindow(startup.id, k, periods, limit))
+    return out
+
+
+def shares(instance: Instance, assignments: Iterable[Assignment]) -> dict[str, float]:
+    """Per start-up with a positive asked value: scheduled option values (unweighted) divided
+    by the asked value. Start-ups with asked value 0 have no share (absent)."""
+    asked = instance.asked_value
+    value = dict.fromkeys(asked, 0.0)
+    for a in assignments:
+        job = instance.job_by_id.get(a.job)
+        if job is not None and job.startup in value:
+            value[job.startup] += assignment_value(instance, a)
+    return {sid: value[sid] / total for sid, total in asked.items() if total > 0}

@@ -28,6 +28,10 @@ Change kinds (``kind`` picks the model):
 - ``add_jobs`` (``jobs``: full jobs), ``remove_jobs`` (``ids``; jobs that depend on a removed
   job through ``after``, directly or not, are removed too and reported in the notes).
 - ``regime``: ``regime`` (oct2022, oct2023 or jan2026).
+- ``tranche``: ``startup``, ``index`` and ``set`` or ``scale`` of that tranche's credits (the
+  start-up's ``credits`` become the new sum); ``tranche_shift``: ``startup``, ``index`` and
+  ``by`` periods (negative: earlier) added to its ``from``. A ``credits`` change on a
+  start-up with tranches scales all its tranches alike.
 
 ``apply`` returns a new validated instance and never touches the base (instances are frozen).
 A change whose target does not exist is a located error such as
@@ -37,6 +41,7 @@ A change whose target does not exist is a located error such as
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -119,6 +124,19 @@ class CreditsChange(_SetOrScale):
     startup: str  # an id, or "all"
 
 
+class TrancheChange(_SetOrScale):
+    kind: Literal["tranche"] = "tranche"
+    startup: str
+    index: Annotated[int, Field(strict=True, ge=0)]
+
+
+class TrancheShiftChange(_Change):
+    kind: Literal["tranche_shift"] = "tranche_shift"
+    startup: str
+    index: Annotated[int, Field(strict=True, ge=0)]
+    by: Annotated[int, Field(strict=True, ge=-MAX_PERIODS, le=MAX_PERIODS)]
+
+
 class PriceChange(_SetOrScale):
     kind: Literal["price"] = "price"
     cluster: str | None = None
@@ -143,11 +161,11 @@ class RegimeChange(_Change):
 Change = Annotated[
     CapChange | PoolGpusChange | AddClusterChange | RemoveClusterChange | AddPoolChange
     | RemovePoolChange | CreditsChange | PriceChange | AddJobsChange | RemoveJobsChange
-    | RegimeChange,
+    | RegimeChange | TrancheChange | TrancheShiftChange,
     Field(discriminator="kind"),
 ]
 KINDS = ("cap", "pool_gpus", "add_cluster", "remove_cluster", "add_pool", "remove_pool",
-         "credits", "price", "add_jobs", "remove_jobs", "regime")
+         "credits", "price", "add_jobs", "remove_jobs", "regime", "tranche", "tranche_shift")
 
 
 class Scenario(_Change):
@@ -387,10 +405,14 @@ def _apply_one(data: dict[str, Any], ch: Any, loc: str, issues: list[Issue],
             issues.append(Issue(f"{loc}.startup", f"unknown start-up {ch.startup!r}"))
             return
         for s in targets:
-            if ch.set is not None:
+            if s.get("tranches"):
+                _scale_tranches(s, ch)
+            elif ch.set is not None:
                 s["credits"] = float(ch.set)
             elif s.get("credits") is not None:
                 s["credits"] = ch.new(s["credits"])
+    elif isinstance(ch, TrancheChange | TrancheShiftChange):
+        _change_tranche(data, ch, loc, issues)
     elif isinstance(ch, PriceChange):
         if ch.cluster is not None and _find(clusters, "id", ch.cluster) is None:
             issues.append(Issue(f"{loc}.cluster", f"unknown cluster {ch.cluster!r}"))
@@ -438,6 +460,49 @@ def _apply_one(data: dict[str, Any], ch: Any, loc: str, issues: list[Issue],
         data["regime"] = ch.regime
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"unknown change {ch!r}")
+
+
+def _scale_tranches(startup: dict[str, Any], ch: CreditsChange) -> None:
+    """A credits change on a start-up with tranches scales every tranche alike (``set``: to
+    the new total; from a total of 0 the first tranche gets it all)."""
+    tranches = [dict(t) for t in startup["tranches"]]
+    old = math.fsum(t["credits"] for t in tranches)
+    new = ch.new(old)
+    if old > 0:
+        for t in tranches:
+            t["credits"] = t["credits"] * new / old
+    else:
+        tranches[0]["credits"] = new
+    startup["tranches"] = tranches
+    startup["credits"] = math.fsum(t["credits"] for t in tranches)
+
+
+def _change_tranche(data: dict[str, Any], ch: TrancheChange | TrancheShiftChange, loc: str,
+                    issues: list[Issue]) -> None:
+    """``tranche``: set or scale one tranche's credits (the start-up's credits follow);
+    ``tranche_shift``: move its release ``by`` periods (the result is checked like a file)."""
+    startups = data.get("startups") or []
+    si = _find(startups, "id", ch.startup)
+    if si is None:
+        issues.append(Issue(f"{loc}.startup", f"unknown start-up {ch.startup!r}"))
+        return
+    tranches = [dict(t) for t in startups[si].get("tranches") or ()]
+    if ch.index >= len(tranches):
+        issues.append(Issue(f"{loc}.index", f"start-up {ch.startup!r} has "
+                            f"{len(tranches)} tranche{'s' * (len(tranches) != 1)}, "
+                            f"no tranche {ch.index}"))
+        return
+    t = tranches[ch.index]
+    if isinstance(ch, TrancheChange):
+        t["credits"] = ch.new(t["credits"])
+        startups[si]["credits"] = math.fsum(x["credits"] for x in tranches)
+    elif t["from"] + ch.by < 0:
+        issues.append(Issue(f"{loc}.by", f"moves tranche {ch.index} of {ch.startup!r} from "
+                            f"period {t['from']} to {t['from'] + ch.by}, before period 0"))
+        return
+    else:
+        t["from"] = t["from"] + ch.by
+    startups[si]["tranches"] = tranches
 
 
 def _add_gpus(pool: dict[str, Any], add: int, start: int, until: int | None) -> None:
@@ -503,6 +568,8 @@ __all__ = [
     "RemoveJobsChange",
     "RemovePoolChange",
     "Scenario",
+    "TrancheChange",
+    "TrancheShiftChange",
     "apply",
     "apply_with_notes",
     "changes_of",

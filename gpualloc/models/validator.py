@@ -1,4 +1,4 @@
-"""The independent plan validator: checks a plan against the seven rules of DESIGN.md.
+"""The independent plan validator: checks a plan against the eight rules of DESIGN.md.
 
 It reads the meaning of an instance only through the helpers of ``instance.py`` and shares no
 code with the optimizer, so a bug in the formulation cannot hide itself here. Rule numbers
@@ -18,18 +18,22 @@ from .plan import Assignment, Plan
 from .rules import (
     assignment_cost,
     cap_use,
+    credit_windows,
     differs,
     exceeds,
     matching_option,
     objective_of,
+    period_spend,
     pool_use,
+    shares,
+    tolerance,
     window_label,
 )
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule (1..7, or 0 for plan-level problems) at one place in the plan."""
+    """One broken rule (1..8, or 0 for plan-level problems) at one place in the plan."""
 
     rule: int
     location: str
@@ -161,6 +165,7 @@ def validate(instance: Instance, plan: Plan) -> list[Violation]:
         if startup.credits is not None and exceeds(spend[startup.id], startup.credits):
             add(Violation(6, f"credits[{startup.id}]", f"spend {precise(spend[startup.id])} "
                           f"exceeds credits {precise(startup.credits)}"))
+    out.extend(_tranche_violations(instance, known))
 
     # Rule 7: caps, per window.
     for cap in instance.caps:
@@ -177,12 +182,46 @@ def validate(instance: Instance, plan: Plan) -> list[Violation]:
                                   f"{precise(total)} exceeds {precise(cap.fraction)} of the "
                                   f"share_of use ({precise(bound)})"))
 
+    # Rule 8: fairness floors.
+    share = shares(instance, known)
+    for startup in instance.startups:
+        if startup.min_share is None or startup.id not in share:
+            continue
+        if share[startup.id] < startup.min_share - tolerance(startup.min_share):
+            add(Violation(8, f"share[{startup.id}]", f"share {precise(share[startup.id])} is "
+                          f"below min_share {precise(startup.min_share)}"))
+
     # Rule 0: the objective the plan claims.
     if plan.objective is not None:
         objective = objective_of(instance, plan.assignments) + plan.objective_adjustment
         if differs(plan.objective, objective):
             add(Violation(0, "objective", f"plan claims {plan.objective}, the assignments "
                           f"give {objective}"))
+    return out
+
+
+def _tranche_violations(instance: Instance, known: list[Assignment]) -> list[Violation]:
+    """Rule 6 with tranches: the spend of every credit window within its limit (the first
+    broken window of each tranche is reported)."""
+    out: list[Violation] = []
+    spend = period_spend(instance, known)
+    for startup in instance.startups:
+        reported: set[int | None] = set()
+        for w in credit_windows(startup, instance.horizon.periods):
+            if w.tranche in reported:
+                continue
+            total = math.fsum(spend[startup.id][t] for t in w.periods)
+            if exceeds(total, w.limit):
+                reported.add(w.tranche)
+                if startup.carry_over:
+                    limit = (f"the {precise(w.limit)} credits released by period "
+                             f"{w.periods.stop - 1}")
+                elif w.tranche is None:
+                    limit = "0 (no credits before the first tranche)"
+                else:
+                    limit = f"tranche {w.tranche}'s {precise(w.limit)} credits"
+                out.append(Violation(6, w.label, f"spend {precise(total)} in periods "
+                                     f"{w.periods.start}..{w.periods.stop - 1} exceeds {limit}"))
     return out
 
 

@@ -36,6 +36,7 @@ def solve(
     now: int | None = None,
     stability: float = 0.0,
     strategy: str = "auto",
+    limits: dict[str, float] | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -53,6 +54,9 @@ def solve(
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
     plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"portfolio"`` runs CP-SAT and
     HiGHS side by side (``optimizer.portfolio``); ``"auto"`` (default) is ``choose_strategy``.
+
+    ``limits``: extra limits for trade-off curves (``optimizer.limits``: total ``spend``, and
+    ``changes`` of a re-plan). ``objective.kind: maxmin`` runs ``optimizer.fairness`` first.
     """
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
@@ -68,7 +72,19 @@ def solve(
         warm_start = previous if warm_start is None else warm_start
     elif now is not None or stability:
         raise ValueError("now and stability need a previous plan")
+    if limits:
+        from .limits import add_limits
+
+        add_limits(instance, model, limits, replan)
+    fairness = None
+    if instance.objective.kind == "maxmin" and model.num_vars and not model.infeasible:
+        from .fairness import add_floors, first_stage  # stage 1, then floors for stage 2
+
+        fairness = first_stage(instance, model, engine, params)
+        add_floors(model, instance, fairness)
     start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
+    if start is None and fairness is not None:
+        start = fairness.values
     if start is None and engine.name != "greedy" and model.num_vars and not model.infeasible:
         start = greedy_values(model)  # a rule-complete incumbent to start from
     start_valid = start is not None and not model.check(start)
@@ -106,6 +122,9 @@ def solve(
         from .model.replan import finish
 
         plan = finish(replan, instance, model, plan)
+    if fairness is not None:
+        plan = plan.model_copy(update={"summary": {**plan.summary,
+                                                   "fairness": fairness.summary(instance, plan)}})
     return plan
 
 

@@ -33,6 +33,7 @@ from ..models.io import atomic_write_bytes
 from ..models.metrics import plan_metrics
 from ..models.plan import period_date
 from ..models.validator import Violation, validate
+from .credit_charts import credit_figures, credit_sections_html, credit_sections_markdown
 from .format import csv_value, num, pct
 from .html import (
     CSS,
@@ -204,6 +205,7 @@ class Report:
         lines = [f"# Plan report: {md(self.instance.name)}", ""]
         lines += [f"- **{k}**: {md(v)}" for k, v in self.headline()]
         lines += ["", "## Start-ups", "", *md_table(self.STARTUP_HEAD, self.startup_rows())]
+        lines += credit_sections_markdown(self.instance, self.plan, self.metrics)
         lines += ["", "## Caps", ""]
         lines += md_table(self.CAP_HEAD, self.cap_rows()) if self.cap_rows() else ["No caps."]
         lines += ["", f"## Unscheduled jobs ({len(self.reasons)})", ""]
@@ -234,7 +236,7 @@ class Report:
     def sections(self) -> list[str]:
         """The HTML sections in order; each comes from its own method."""
         return [self.html_headline(), self.html_violations(), self.html_startups(),
-                self.html_caps(), self.html_pools(), self.html_unscheduled(),
+                self.html_credits(), self.html_caps(), self.html_pools(), self.html_unscheduled(),
                 self.html_assignments()]
 
     def html_headline(self) -> str:
@@ -256,6 +258,11 @@ class Report:
     def html_startups(self) -> str:
         return "".join(["<h2>Start-ups</h2>", table(self.STARTUP_HEAD, self.startup_rows()),
                         self._figure_html("spend"), self._figure_html("value")])
+
+    def html_credits(self) -> str:
+        """Spend against released credits and the shares (tranches and floors only)."""
+        return "".join(credit_sections_html(self.instance, self.plan, self.metrics,
+                                            self._figure_html))
 
     def html_caps(self) -> str:
         if not self.instance.caps:
@@ -392,6 +399,8 @@ def draw_figures(instance: Instance, plan: Plan,
                 P.plot_caps(instance, plan, cap_id=cap.id, metrics=metrics))
     add("spend", "Spend vs credits per start-up", P.plot_spend(instance, plan, metrics=metrics))
     add("value", "Value per start-up", P.plot_value(instance, plan, metrics=metrics))
+    for name, title, ax in credit_figures(instance, plan, metrics):  # tranches and shares
+        add(name, title, ax)
     _unique_names(figures)
     return figures
 

@@ -28,7 +28,11 @@ def greedy_values(model: LinearModel, deadline: float | None = None,
     """
     n = model.num_vars
     touches: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    floors: set[int] = set()  # vars of ">=" rows (min_share floors): they never block, go first
     for r, row in enumerate(model.rows):
+        if row.sense == ">=":
+            floors.update(row.vars)
+            continue
         for v, c in zip(row.vars, row.coefs, strict=True):
             touches[v].append((r, c))
     lhs = [0.0] * len(model.rows)
@@ -39,7 +43,8 @@ def greedy_values(model: LinearModel, deadline: float | None = None,
 
     if order is None:
         order = sorted(range(n), key=lambda i: (model.placements[i].job not in mandatory,
-                                                -density(model, i), model.placements[i].start, i))
+                                                i not in floors, -density(model, i),
+                                                model.placements[i].start, i))
     else:
         order = sorted(order, key=lambda i: model.placements[i].job not in mandatory)
     changed = True

@@ -9,7 +9,11 @@ binaries, so CP-SAT, CBC and HiGHS read the same model and must agree on its opt
 - rule 5: per edge i -> j and start t of j, ``sum x[j, start <= t] <= sum x[i, end <= t]``
   (the strong time-indexed precedence: j starting by t needs i finished by t);
 - rule 6: per start-up, ``sum cost * x <= credits``;
-- rule 7: per cap and window, ``sum use * x <= limit`` (and ``<= fraction * share`` use).
+- rule 7: per cap and window, ``sum use * x <= limit`` (and ``<= fraction * share`` use);
+- rule 6 with tranches: per start-up and window, ``sum spend in window * x <= limit``
+  (carry-over: periods 0..t before each release against the credits released so far; without
+  carry-over: each tranche's periods against that tranche), see ``_tranche_rows``;
+- rule 8: per start-up with ``min_share``, ``sum value * x >= min_share * asked value``.
 
 Big instances have ~10**6 vars, so each rule is gathered without rescanning every placement:
 the placements of one job, option and cluster form a block of consecutive vars with rising
@@ -20,6 +24,7 @@ rows equal the direct definitions (tests/optimizer/test_formulation_equivalence.
 from __future__ import annotations
 
 import gc
+import math
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
@@ -33,7 +38,8 @@ import numpy as np
 from ...models import Assignment, Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
 
 Sense = Literal["<=", ">=", "=="]
-Kind = Literal["assign", "capacity", "precedence", "credits", "cap"]
+Kind = Literal["assign", "capacity", "precedence", "credits", "cap", "tranche", "floor",
+               "limit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,8 @@ def build(instance: Instance) -> LinearModel:
         _precedence_rows(model, instance, blocks)
         _credit_rows(model, instance, blocks)
         _cap_rows(model, instance, blocks)
+        _tranche_rows(model, instance, blocks)
+        _floor_rows(model, instance)
     return model
 
 
@@ -408,3 +416,105 @@ def _runs(first: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """The concatenated ranges ``first[k] .. first[k] + length[k] - 1``, and each entry's k."""
     k = np.repeat(np.arange(len(length)), length)
     return first[k] + np.arange(len(k)) - (np.cumsum(length) - length)[k], k
+
+
+# -- credit tranches and fairness floors (DESIGN.md "Credit tranches", rule 8) -------------
+def _tranche_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+    """Rule 6 with tranches, one row per credit window a plan could overflow.
+
+    Carry-over: the cumulative spend of periods ``0..t`` is at most the credits released by
+    ``t``; the release only grows at a tranche's ``from``, so the rows at ``t = from - 1`` of
+    each later tranche (and before the first) imply every other ``t``; ``t`` = the last
+    period is the start-up's credits row. Without carry-over: the spend of each tranche's
+    periods (before the first tranche: nothing) is at most that tranche's credits.
+    """
+    horizon = instance.horizon.periods
+    hours = instance.horizon.period_hours
+    mine: dict[str, list[_Block]] = defaultdict(list)
+    for b in blocks:
+        mine[b.job.startup].append(b)
+    for startup in instance.startups:
+        if not startup.tranches or startup.credits is None or not mine[startup.id]:
+            continue
+        chosen = mine[startup.id]
+        var, k = _runs(np.array([b.first for b in chosen], np.int64),
+                       np.array([len(b.starts) for b in chosen], np.int64))
+        start = np.array([s for b in chosen for s in b.starts], np.int64)
+        end = start + np.array([b.periods for b in chosen], np.int64)[k]
+        price = [pool.price_per_gpu_hour if (pool := b.cluster.pool(b.accelerator)) else 0.0
+                 for b in chosen]
+        per_period = np.array([b.gpus * hours * p for b, p in zip(chosen, price,
+                                                                  strict=True)])[k]
+        block_of = np.arange(len(chosen), dtype=np.int64)[k]
+        froms = [t.from_ for t in startup.tranches]
+        windows: list[tuple[int, int, float]] = []  # first, stop, limit
+        if startup.carry_over:
+            for f in ([froms[0]] if froms[0] > 0 else []) + froms[1:]:
+                windows.append((0, f, math.fsum(t.credits for t in startup.tranches
+                                                if t.from_ < f)))
+        else:
+            if froms[0] > 0:
+                windows.append((0, froms[0], 0.0))
+            for n, t in enumerate(startup.tranches):
+                windows.append((t.from_, froms[n + 1] if n + 1 < len(froms) else horizon,
+                                t.credits))
+        for first, stop, limit in windows:
+            if first == 0 and stop >= horizon:
+                continue  # the whole horizon: the start-up's credits row
+            overlap = np.minimum(end, stop) - np.maximum(start, first)
+            hit = np.flatnonzero(overlap > 0)
+            if not len(hit):
+                continue
+            coefs = per_period[hit] * overlap[hit]
+            if _implied(chosen, block_of[hit], coefs, limit):
+                continue
+            model.rows.append(Row("tranche", f"tranche[{startup.id},{first}-{stop - 1}]",
+                                  var[hit].tolist(), coefs.tolist(), "<=", limit,
+                                  (startup.id, first, stop - 1)))
+
+
+def _implied(chosen: list[_Block], block: np.ndarray, coefs: np.ndarray, limit: float) -> bool:
+    """Whether every job at its costliest term still fits ``limit`` (the row cannot bind)."""
+    most: dict[str, float] = {}
+    for b, c in zip(block.tolist(), coefs.tolist(), strict=True):
+        job = chosen[b].job.id
+        most[job] = max(most.get(job, 0.0), c)
+    return math.fsum(most.values()) <= limit
+
+
+def _floor_rows(model: LinearModel, instance: Instance) -> None:
+    """Rule 8 for every ``min_share``; a floor that even every job of the start-up at its
+    best placement cannot reach makes the model infeasible before solving."""
+    rows = floor_rows(model, instance, {s.id: s.min_share for s in instance.startups
+                                        if s.min_share is not None})
+    model.rows.extend(rows)
+    for row in rows:
+        best: dict[str, float] = {}
+        for v, c in zip(row.vars, row.coefs, strict=True):
+            job = model.placements[v].job
+            best[job] = max(best.get(job, 0.0), c)
+        most = math.fsum(best.values())
+        if most < row.rhs - 1e-9 * max(1.0, row.rhs):
+            sid = row.key[0]
+            model.infeasible.append(
+                f"{row.name}: min_share of {sid} needs value {row.rhs:.6g} but its jobs that "
+                f"can be placed are worth at most {most:.6g}")
+
+
+def floor_rows(model: LinearModel, instance: Instance, levels: dict[str, float]) -> list[Row]:
+    """Rule 8 rows: per start-up in ``levels`` with a positive asked value, its scheduled
+    option values (unweighted) at least ``level * asked value``."""
+    by_startup: dict[str, list[int]] = defaultdict(list)
+    for job in instance.jobs:
+        by_startup[job.startup].extend(model.by_job.get(job.id, ()))
+    rows = []
+    for startup in instance.startups:
+        asked = instance.asked_value[startup.id]
+        level = levels.get(startup.id)
+        if level is None or asked <= 0 or level <= 0:
+            continue
+        idx = by_startup[startup.id]
+        rows.append(Row("floor", f"floor[{startup.id}]", list(idx),
+                        [model.placements[i].value for i in idx], ">=", level * asked,
+                        (startup.id,)))
+    return rows
