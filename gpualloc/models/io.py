@@ -3,9 +3,12 @@
 Nothing in a file is ever executed: YAML goes through a ``SafeLoader`` subclass (no Python
 tags), JSON through the standard parser. Every problem becomes an ``InstanceError`` whose
 issues carry a location: a path into the document (``jobs[3].options[0].gpus``) or a position
-in the text (``line 4, column 7``). Limits keep hostile input cheap to refuse: the file size
-(``GPUALLOC_MAX_INPUT_MB``, read before the file), the nesting depth, the number of YAML
-aliases and the number of nodes aliases add ("billion laughs").
+in the text (``line 4, column 7``). Limits keep hostile input cheap to refuse: only regular
+files are read (a FIFO or a device is refused before it is opened for reading), the file size
+(``GPUALLOC_MAX_INPUT_MB``, read before the file), the nesting depth, the length of one YAML
+scalar, and the nodes and characters that YAML aliases add ("billion laughs"), counted while
+composing. YAML is parsed by libyaml (PyYAML's C ``CSafeLoader``) where PyYAML has it, else by
+the pure-Python ``SafeLoader``; the guards are the same Python composer either way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import tempfile
 import types
@@ -28,6 +32,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import Composer
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -36,8 +41,9 @@ from .errors import InstanceError, InstanceWarning, Issue, show_value
 from .instance import Instance
 
 DEFAULT_MAX_INPUT_MB = 24  # MiB: a 20,000-job instance is ~6 MiB of YAML, 10 MiB of JSON
-MAX_ALIASES = 10_000  # alias uses in one YAML document
 MAX_ALIAS_EXPANSION = 1_000_000  # nodes that alias expansion may add to a YAML document
+MAX_ALIAS_CHARS = 64 * 2**20  # scalar characters that alias expansion may add
+MAX_SCALAR_CHARS = 2**16  # characters in one YAML scalar (ids and names are short)
 MAX_DEPTH = 64  # nesting levels (an instance needs 8)
 
 
@@ -198,31 +204,104 @@ class _LimitError(yaml.MarkedYAMLError):
     """A safety limit was hit while reading YAML."""
 
 
-class _GuardedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses alias bombs, deep nesting and unreadable scalars, with marks."""
+class _Guarded(Composer):
+    """Composer and constructor guards shared by the libyaml and the pure-Python loaders.
+
+    While composing, each node's expanded size (nodes, height, scalar characters) is known
+    as soon as it is finished; an alias adds the size of the node it names. So an alias bomb,
+    recursive data, nesting past ``MAX_DEPTH`` (aliases expanded) and over-long scalars are
+    refused at the event that crosses the limit, with its mark, in time linear in the text.
+    """
+
+    def _start_guards(self) -> None:
+        self._open: list[list[int]] = [[0, 0, 0]]  # per open node: its children's sizes
+        self._anchored: dict[str, tuple[int, int, int]] = {}  # finished anchored nodes
+        self._composing: set[str] = set()  # anchors of nodes still being composed
+        self.added = [0, 0]  # nodes and scalar characters that aliases add
+        self._tags: dict[str, str] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        event = self.peek_event()  # type: ignore[attr-defined]
+        depth = len(self._open)  # this node's level (the root is 1)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._composing:
+                raise _LimitError(None, None, "an alias refers to a node that contains it "
+                                  "(recursive data is not allowed)", event.start_mark)
+            size = self._anchored.get(event.anchor)
+            if size is not None:  # else the composer reports the undefined alias
+                self._alias(size, depth, event.start_mark)
+            return super().compose_node(parent, index)
+        if depth > MAX_DEPTH:
+            raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                              event.start_mark)
+        if isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_SCALAR_CHARS:
+            raise _LimitError(None, None, f"a scalar of {len(event.value):,} characters, "
+                              f"over the limit of {MAX_SCALAR_CHARS:,}", event.start_mark)
+        anchor = event.anchor
+        if anchor is not None:
+            self._composing.add(anchor)
+        self._open.append([0, 0, 0])
+        node = super().compose_node(parent, index)
+        nodes, height, chars = self._open.pop()
+        size = (nodes + 1, height + 1,
+                chars + (len(node.value) if isinstance(node, ScalarNode) else 0))
+        self._count(size)
+        if anchor is not None:
+            self._anchored[anchor] = size
+            self._composing.discard(anchor)
+        return node
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """The resolver's tag, remembered per plain scalar value (the safe resolvers depend
+        only on the value: no path resolvers are registered)."""
+        if kind is not ScalarNode or not implicit[0]:
+            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+        tag = self._tags.get(value)
+        if tag is None:
+            tag = self._tags[value] = super().resolve(kind, value, implicit)  # type: ignore[misc]
+        return tag
+
+    def _count(self, size: tuple[int, int, int]) -> None:
+        top = self._open[-1]
+        top[0] += size[0]
+        top[1] = max(top[1], size[1])
+        top[2] += size[2]
+
+    def _alias(self, size: tuple[int, int, int], depth: int, mark: Any) -> None:
+        nodes, height, chars = size
+        if depth - 1 + height > MAX_DEPTH:
+            raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels once "
+                              "aliases are expanded", mark)
+        self.added[0] += nodes
+        self.added[1] += chars
+        if self.added[0] > MAX_ALIAS_EXPANSION:
+            raise _LimitError(None, None, f"aliases expand the document by more than "
+                              f"{MAX_ALIAS_EXPANSION:,} nodes: refusing a possible alias bomb "
+                              "(\"billion laughs\")", mark)
+        if self.added[1] > MAX_ALIAS_CHARS:
+            raise _LimitError(None, None, f"aliases expand the document by more than "
+                              f"{MAX_ALIAS_CHARS:,} characters: refusing a possible alias bomb",
+                              mark)
+        self._count(size)
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)  # type: ignore[misc]
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as e:  # e.g. a date 2025-13-45, a 5000-digit number
+            shown = node.value if isinstance(node, ScalarNode) else node.tag
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ConstructorError(None, None, f"cannot read {shown!r}: {_reason(e)}",
+                                   node.start_mark) from None
+
+
+class _PyLoader(_Guarded, yaml.SafeLoader):
+    """The pure-Python SafeLoader, guarded (used where PyYAML lacks libyaml)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self.aliases = 0
-        self._depth = 0
-        self.nodes = 0  # distinct nodes composed (aliases excluded)
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                raise _LimitError(None, None, f"more than {MAX_ALIASES} aliases: refusing a "
-                                  "possible alias bomb", self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        self._depth += 1
-        self.nodes += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                  self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        self._start_guards()
 
     def fetch_flow_collection_start(self, token_class: Any) -> None:
         # the scanner looks far ahead inside ``[[[[...``: stop it before the composer would
@@ -231,16 +310,18 @@ class _GuardedLoader(yaml.SafeLoader):
                               self.get_mark())
         super().fetch_flow_collection_start(token_class)  # type: ignore[misc]
 
-    def construct_object(self, node: Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (yaml.YAMLError, RecursionError):
-            raise
-        except Exception as e:  # e.g. a date 2025-13-45, a 5000-digit number
-            shown = node.value if isinstance(node, ScalarNode) else node.tag
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise ConstructorError(None, None, f"cannot read {shown!r}: {_reason(e)}",
-                                   node.start_mark) from None
+
+if yaml.__with_libyaml__:
+    class _CLoader(_Guarded, yaml.CSafeLoader):  # type: ignore[name-defined,misc]
+        """libyaml's C parser (``CSafeLoader``) with the guarded Python composer: scanning
+        and parsing in C; libyaml itself stops flow nesting at 1000 levels."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.CSafeLoader.__init__(self, stream)
+            Composer.__init__(self)
+            self._start_guards()
+
+USE_LIBYAML = bool(yaml.__with_libyaml__)  # read on every load (tests turn it off)
 
 
 def _reason(e: Exception) -> str:
@@ -276,58 +357,12 @@ def _yaml_error(e: yaml.YAMLError, text: str) -> Issue:
                          "instance files hold plain data only, nothing in them is executed")
         if isinstance(e, _LimitError):
             return Issue(_mark(mark), problem)
+        if "exceeded maximum nesting depth" in problem:  # libyaml's own limit (1000 levels)
+            return Issue(_mark(mark), f"nested deeper than {MAX_DEPTH} levels")
         context = (e.context or "").strip()
         what = f"{problem} ({context})" if context and problem else (problem or context)
         return Issue(_mark(mark), f"malformed YAML: {what or e}")
     return Issue("", f"malformed YAML: {e}")
-
-
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    if isinstance(node, MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _check_graph(root: Node, nodes: int) -> None:
-    """Refuse recursive aliases, and aliases that expand too much or too deep.
-
-    Sizes and depths are computed on the node graph (each distinct node once), so a
-    "billion laughs" document is refused in time linear in its text.
-    """
-    cap = nodes + MAX_ALIAS_EXPANSION + 1  # sizes saturate here: the test below still holds
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            kids = _children(node)
-            size[key] = min(cap, 1 + sum(size[id(k)] for k in kids))
-            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
-            on_path.discard(key)
-            if depth[key] > MAX_DEPTH:
-                raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels once "
-                                  "aliases are expanded", node.start_mark)
-            continue
-        if key in size:
-            continue
-        on_path.add(key)
-        stack.append((node, True))
-        for kid in _children(node):
-            if id(kid) in on_path:
-                raise _LimitError(None, None, "an alias refers to a node that contains it "
-                                  "(recursive data is not allowed)", kid.start_mark)
-            if id(kid) not in size:
-                stack.append((kid, False))
-    added = size[id(root)] - len(size)
-    if added > MAX_ALIAS_EXPANSION:
-        raise _LimitError(None, None, f"aliases expand the document by more than "
-                          f"{MAX_ALIAS_EXPANSION:,} nodes: refusing a possible alias bomb "
-                          "(\"billion laughs\")", root.start_mark)
 
 
 def _duplicate_keys(root: Node) -> list[Issue]:
@@ -363,16 +398,39 @@ def _duplicate_keys(root: Node) -> list[Issue]:
     return issues
 
 
+_FLOW = re.compile(r"[,\[\]{}]")
+
+
+def _long_token(text: str) -> int | None:
+    """Offset of the first line holding a run of more than ``MAX_SCALAR_CHARS`` characters
+    without a flow indicator (``,[]{}``), or None. The pure-Python scanner takes seconds over
+    a long scalar, so without libyaml such text is refused before it is parsed; the composer
+    checks every scalar's length in any case."""
+    pos = 0
+    for line in text.split("\n"):
+        if len(line) > MAX_SCALAR_CHARS and max(map(len, _FLOW.split(line))) > MAX_SCALAR_CHARS:
+            return pos
+        pos += len(line) + 1
+    return None
+
+
 def _parse_yaml(text: str) -> tuple[Any, list[Issue]]:
-    loader = _GuardedLoader(text)
+    use_c = USE_LIBYAML
+    if not use_c and (at := _long_token(text)) is not None:
+        line = text.count("\n", 0, at) + 1
+        raise InstanceError([Issue(f"line {line}, column 1", f"a scalar longer than "
+                                   f"{MAX_SCALAR_CHARS:,} characters")])
+    loader = _CLoader(text) if use_c else _PyLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None, []
-        if loader.aliases:  # without aliases the nodes form a tree the composer has checked
-            _check_graph(node, loader.nodes)
         issues = _duplicate_keys(node)
         return loader.construct_document(node), issues
+    except yaml.reader.ReaderError as e:
+        if use_c:  # libyaml counts bytes, the messages count characters
+            e.position = len(text.encode("utf-8")[: e.position].decode("utf-8", "ignore"))
+        raise
     finally:
         loader.dispose()
 
@@ -497,18 +555,35 @@ def _human(nbytes: int) -> str:
     return f"{nbytes / 2**30:.1f} GiB"
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _regular(mode: int, what: str, source: str) -> None:
+    """Refuse anything but a regular file, naming what it is."""
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise InstanceError([Issue("", f"cannot read {what} file: it is {kind}, not a regular "
+                               "file")], source)
+
+
 def _read_text(path: Path, what: str) -> str:
     source = str(path)
     limit = max_input_bytes()
     over = (f"over the {_human(limit)} input limit (set GPUALLOC_MAX_INPUT_MB to "
             "raise it)")
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > limit:
-                raise InstanceError([Issue("", f"file is {_human(size)}, {over}")],
+        _regular(os.stat(path).st_mode, what, source)  # a FIFO is never opened for reading
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            _regular(info.st_mode, what, source)  # swapped for another kind since the stat
+            if info.st_size > limit:
+                raise InstanceError([Issue("", f"file is {_human(info.st_size)}, {over}")],
                                     source)
-            raw = fh.read(limit + 1)  # a pipe or special file may not know its size
+            raw = fh.read(limit + 1)  # a file may grow while it is read
     except OSError as e:
         reason = e.strerror or str(e)
         raise InstanceError([Issue("", f"cannot read {what} file: {reason}")], source) from None
@@ -616,13 +691,31 @@ def save_instance(instance: Instance, path: str | Path) -> None:
     atomic_write_text(path, dump_model(instance, path))
 
 
+NEW_FILE_MODE = 0o644  # new output files, under the umask
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS shows it (Linux)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
 def _new_file_mode(path: Path) -> int:
+    """The mode of the file written at ``path``: an existing regular file's permission bits
+    (never its setuid, setgid or sticky bits), else ``NEW_FILE_MODE`` under the umask. A
+    symlink is replaced by a new file: its target's mode is not copied."""
     try:
-        return path.stat().st_mode & 0o7777
+        info = path.lstat()
     except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+        info = None
+    if info is not None and stat.S_ISREG(info.st_mode):
+        return stat.S_IMODE(info.st_mode) & 0o777
+    return NEW_FILE_MODE & ~_umask()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -633,8 +726,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
-    Readers see the old file or the new one, never a part; the file gets the permissions an
-    ordinary write would give it (not the temporary file's private 0600).
+    Readers see the old file or the new one, never a part. A new file gets ``0o644`` under the
+    umask (not the temporary file's private 0600), a replaced regular file keeps its
+    permission bits, and no setuid, setgid or sticky bit is ever set (see ``_new_file_mode``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -644,8 +738,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
