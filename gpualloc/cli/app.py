@@ -6,15 +6,19 @@ found in time) or an invalid plan, 2 bad input or usage, 130 interrupted (best p
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import models, optimizer
 from ..models import Instance, InstanceError
@@ -73,6 +77,83 @@ def input_errors() -> Iterator[None]:
 def load(path: Path | None) -> Instance:
     with input_errors():
         return models.load_instance(path or default_instance())
+
+
+# -- output paths -----------------------------------------------------------------------------
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_writable(path: Path | None, what: str, folder: bool = False) -> None:
+    """Before any work: exit 2 with one line unless ``path`` (a file, or with ``folder`` a
+    folder) can be written the way the atomic writer writes (a new file in its folder, then
+    a rename). Refused: a directory given for a file, a path under a non-directory, a special
+    file (FIFO, device), a folder where no file can be created (``/proc``, read-only)."""
+    if path is None:
+        return
+    reason = unwritable(path, folder)
+    if reason is not None:
+        fail(f"cannot write {what} to {escape(str(path))}: {escape(reason)}")
+
+
+def unwritable(path: Path, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written (None when it can); nothing is left behind."""
+    try:
+        info: os.stat_result | None = path.lstat()
+    except FileNotFoundError:
+        info = None
+    except OSError as e:  # e.g. "Not a directory": some parent is a file
+        return _parent_problem(path) or e.strerror or str(e)
+    if info is not None and stat.S_ISDIR(info.st_mode) and not folder:
+        return "it is a directory"
+    if info is not None and folder and not stat.S_ISDIR(info.st_mode):
+        return "it is a file, not a folder"
+    kind = next((name for test, name in _SPECIAL if info is not None and test(info.st_mode)),
+                None)
+    if kind is not None:
+        return f"it is {kind}, not a regular file"
+    where = path if folder and info is not None else path.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent  # the folders missing on the way are created when writing
+    if not where.is_dir():
+        return f"{where} is not a directory"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gpualloc-probe-", dir=where)
+    except OSError as e:
+        return f"no file can be created in {where} ({e.strerror or e})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _parent_problem(path: Path) -> str | None:
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is not a directory"
+    return None
+
+
+def write_or_rescue(write: Callable[[Path], None], path: Path, what: str) -> bool:
+    """``write(path)``; when that fails all the same (the disk filled up, the folder went),
+    write to a fresh file in the temporary folder instead and say where, in one line each.
+    False when ``path`` was not written."""
+    try:
+        write(path)
+        return True
+    except OSError as e:
+        reason = e.strerror or str(e)
+    try:
+        fd, spare = tempfile.mkstemp(prefix=f"gpualloc-{path.stem or 'out'}-",
+                                     suffix=path.suffix)
+        os.close(fd)
+        write(Path(spare))
+    except OSError:
+        err.print(f"[red]error:[/red] cannot write {what} to {escape(str(path))} "
+                  f"({escape(reason)}); it was not saved", soft_wrap=True)
+    else:
+        err.print(f"[red]error:[/red] cannot write {what} to {escape(str(path))} "
+                  f"({escape(reason)}); written to {escape(spare)} instead", soft_wrap=True)
+    return False
 
 
 def fmt(x: float | None, digits: int = 2) -> str:

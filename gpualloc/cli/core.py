@@ -17,10 +17,12 @@ from rich.table import Table
 from .. import models, optimizer
 from ..models import Instance, Plan
 from .app import (
+    EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_NO_PLAN,
     InstanceArg,
     app,
+    check_writable,
     err,
     fail,
     fmt,
@@ -28,6 +30,7 @@ from .app import (
     load,
     out,
     pct,
+    write_or_rescue,
 )
 from .replan import print_changes, replan_options
 from .reports import write_report
@@ -58,6 +61,8 @@ def solve(
              "side by side from 2 workers).")] = "auto",
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
+    check_writable(out_path, "the plan")
+    check_writable(report_path, "the report")
     inst = load(instance)
     start = None
     if warm_start is not None:
@@ -75,18 +80,21 @@ def solve(
                                     workers=workers, gap_tolerance=gap, warm_start=start,
                                     strategy=strategy, show=not quiet and out.is_terminal,
                                     **replan)
+    saved = True
     if out_path is not None and (plan.is_feasible or not interrupted):
-        models.save_plan(plan, out_path, inst)
+        saved = write_or_rescue(lambda p: models.save_plan(plan, p, inst), out_path, "the plan")
     print_plan(inst, plan, brief=quiet)
     if replan:
         print_changes(plan)
-    if out_path is not None:
+    if out_path is not None and saved:
         out.print(f"plan written to {out_path}")
     if report_path is not None and (plan.is_feasible or not interrupted):
         write_report(inst, plan, report_path)
     if interrupted:
         err.print("[yellow]interrupted:[/yellow] best plan so far returned")
         raise typer.Exit(EXIT_INTERRUPTED)
+    if not saved:
+        raise typer.Exit(EXIT_BAD_INPUT)
     if not plan.is_feasible:
         raise typer.Exit(EXIT_NO_PLAN)
 
@@ -268,6 +276,7 @@ def bench(
     """Benchmark backends: status, objective, bound, gap, median seconds, peak memory."""
     from ..analysis.bench import run_bench, write_csv
 
+    check_writable(csv, "the CSV")
     names = [b.strip() for b in backend.split(",") if b.strip()]
     if runs < 1 or time_limit <= 0:
         fail("--runs must be >= 1 and --time-limit > 0")
@@ -292,8 +301,7 @@ def bench(
         rows = run_bench(items, names, time_limit, runs=runs, seed=seed, workers=workers,
                          on_row=row_done)
     out.print(table)
-    if csv is not None:
-        write_csv(rows, csv)
+    if csv is not None and write_or_rescue(lambda p: write_csv(rows, p), csv, "the CSV"):
         out.print(f"CSV written to {csv}")
 
 

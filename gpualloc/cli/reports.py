@@ -12,6 +12,7 @@ from .. import models
 from ..models import Instance, Plan
 from .app import (
     app,
+    check_writable,
     err,
     fail,
     input_errors,
@@ -49,6 +50,9 @@ def report(
     from ..models.validator import validate as check
     from ..present.report import build_report
 
+    check_writable(html_path, "the report")
+    check_writable(png, "the figures", folder=True)
+    check_writable(md_out, "the Markdown summary")
     inst = load(instance)
     with input_errors():
         p = models.load_plan(plan)
@@ -88,6 +92,7 @@ def export(
     """Export a plan's assignments as CSV: one row per assignment."""
     from ..present.report import assignments_csv
 
+    check_writable(csv_path, "the CSV")
     with input_errors():
         p = models.load_plan(plan)
     text = assignments_csv(p)
@@ -114,6 +119,7 @@ def import_jobs(
     """Add jobs from a spreadsheet CSV to an instance and write the result."""
     from ..sources.jobs_csv import import_jobs as add_csv_jobs
 
+    check_writable(out_path, "the instance")
     inst = load(instance)
     with input_errors():
         new = add_csv_jobs(inst, jobs_csv, instance_label=str(instance))

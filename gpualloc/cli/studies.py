@@ -15,6 +15,7 @@ from .app import (
     EXIT_NO_PLAN,
     InstanceArg,
     app,
+    check_writable,
     err,
     fail,
     fmt,
@@ -117,6 +118,10 @@ def whatif(
     from ..models import scenarios as sc_mod
 
     _check_run_options(time_limit, workers)
+    for path, what in ((csv, "the CSV"), (plot, "the plot")):
+        check_writable(path, what)
+        if path is not None and scenarios is not None and sweep is not None:
+            check_writable(_side_path(path, "sweep"), f"the sweep's {what.split()[-1]}")
     if scenarios is None and sweep is None:
         fail("give a SCENARIOS file, a --sweep, or both")
     base = load(instance)
@@ -230,6 +235,7 @@ def marginal(
     from ..analysis.whatif import write_csv
 
     _check_run_options(time_limit, workers)
+    check_writable(csv, "the CSV")
     if delta < 0 or splits < 1:
         fail("--delta must be >= 0 and --splits >= 1")
     if delta == 0 and not quantum:
@@ -300,6 +306,7 @@ def credits(
     from ..analysis.whatif import write_csv
 
     _check_run_options(time_limit)
+    check_writable(csv, "the CSV")
     inst = load(instance)
     with input_errors():
         optimizer.get_backend(backend)
