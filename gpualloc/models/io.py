@@ -450,13 +450,14 @@ def _parse_json(text: str) -> tuple[Any, list[Issue]]:
         return out
 
     data = json.loads(text, object_pairs_hook=pairs)
-    issues: list[Issue] = []
+    if _bracket_depth(text) >= MAX_DEPTH:  # only then is the exact walk worth its time
+        _json_depth(data)
+    if not duplicated:
+        return data, []
+    issues: list[Issue] = []  # rare: only now are the paths worth building
     stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
     while stack:
         node, path = stack.pop()
-        if len(path) >= MAX_DEPTH:
-            raise InstanceError([Issue(location(path[:1]),
-                                       f"nested deeper than {MAX_DEPTH} levels")])
         if isinstance(node, dict):
             for key in duplicated.get(id(node), ({}, []))[1]:
                 issues.append(Issue(location((*path, key)), f"duplicate key {show_value(key)}; "
@@ -465,6 +466,47 @@ def _parse_json(text: str) -> tuple[Any, list[Issue]]:
         elif isinstance(node, list):
             stack.extend((v, (*path, k)) for k, v in enumerate(node))
     return data, issues
+
+
+_NOT_STRUCTURE = bytes(c for c in range(256) if chr(c) not in '"[]{}')
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _bracket_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, strings left out (at least the data's
+    nesting depth plus one; computed in C and numpy, not per value)."""
+    import numpy as np
+
+    raw = text.encode("utf-8")
+    if b"\\" in raw:  # escapes: strings found by a regular expression
+        raw = _JSON_STRING.sub("", text).encode("utf-8")
+    codes = np.frombuffer(raw.translate(None, _NOT_STRUCTURE), np.uint8)  # '"[]{}' only
+    quote = codes == ord('"')
+    outside = (np.cumsum(quote, dtype=np.int32) - quote) % 2 == 0  # not between two quotes
+    step = (((codes == ord("[")) | (codes == ord("{"))).astype(np.int32)
+            - ((codes == ord("]")) | (codes == ord("}"))))
+    step[~outside] = 0
+    return int(np.cumsum(step).max()) if len(step) else 0
+
+
+def _json_depth(data: Any) -> None:
+    """Refuse JSON data with a value ``MAX_DEPTH`` levels down (the root is level 0), located
+    at its top-level key; only containers are visited, level by level."""
+    level: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    for depth in range(MAX_DEPTH):
+        nxt: list[tuple[Any, tuple[Any, ...]]] = []
+        for node, top in level:
+            items = node.items() if isinstance(node, dict) else enumerate(node) \
+                if isinstance(node, list) else ()
+            for key, value in items:
+                if depth == MAX_DEPTH - 1:  # a value at level MAX_DEPTH
+                    raise InstanceError([Issue(location(top or (key,)),
+                                               f"nested deeper than {MAX_DEPTH} levels")])
+                if isinstance(value, dict | list):
+                    nxt.append((value, top or (key,)))
+        if not nxt:
+            return
+        level = nxt
 
 
 # -- files ------------------------------------------------------------------------------------

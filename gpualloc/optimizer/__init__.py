@@ -11,6 +11,7 @@ from .backends import (
     get_backend,
 )
 from .model import LinearModel, build
+from .model.estimate import ModelEstimate, ModelTooLarge, estimate
 from .solve import STRATEGIES, choose_strategy, solve
 
 __all__ = [
@@ -18,12 +19,15 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "LinearModel",
+    "ModelEstimate",
+    "ModelTooLarge",
     "Progress",
     "SolveParams",
     "available_backends",
     "backend_names",
     "build",
     "choose_strategy",
+    "estimate",
     "get_backend",
     "solve",
 ]

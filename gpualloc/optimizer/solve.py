@@ -29,6 +29,7 @@ def solve(
     now: int | None = None,
     stability: float = 0.0,
     strategy: str = "auto",
+    max_memory: int | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -44,8 +45,15 @@ def solve(
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
     plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"portfolio"`` runs CP-SAT and
     HiGHS side by side (``optimizer.portfolio``); ``"auto"`` (default) is ``choose_strategy``.
+
+    ``max_memory`` (bytes): refuse with ``ModelTooLarge``, before building anything, a model
+    whose estimated peak memory (``optimizer.estimate``) is over it; None: no check.
     """
     began = time.perf_counter()
+    if max_memory is not None:
+        from .model.estimate import check_memory
+
+        check_memory(instance, max_memory)
     engine = get_backend(backend) if isinstance(backend, str) else backend
     params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
                          gap_tolerance=gap_tolerance, log=log_search)
