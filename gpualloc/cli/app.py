@@ -72,6 +72,22 @@ def input_errors() -> Iterator[None]:
         report_input_error(e)
     except optimizer.BackendUnavailable as e:
         fail(str(e))
+    except optimizer.ModelTooLarge as e:
+        fail(f"{escape(str(e))} (see --max-memory)")
+
+
+def memory_limit(text: str) -> int | None:
+    """``--max-memory``: 'auto' (0.6 x MemAvailable, None where unknown), 'none', or a size."""
+    from ..optimizer.model.estimate import default_memory_limit, memory_from_text
+
+    if text.strip().lower() == "auto":
+        return default_memory_limit()
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return memory_from_text(text)
+    except ValueError:
+        fail(f"--max-memory: {escape(text)!r} is not a size (8G, 512M, bytes, auto or none)")
 
 
 def load(path: Path | None) -> Instance:

@@ -28,6 +28,7 @@ from .app import (
     fmt,
     input_errors,
     load,
+    memory_limit,
     out,
     pct,
     write_or_rescue,
@@ -59,11 +60,17 @@ def solve(
     strategy: Annotated[str, typer.Option(
         help="auto, exact, lns or portfolio (auto: LNS for big CP-SAT models, CP-SAT + HiGHS "
              "side by side from 2 workers).")] = "auto",
+    max_memory: Annotated[str, typer.Option(
+        help="Refuse (exit 2) a model whose estimated peak memory is over this: 8G, 512M, "
+             "bytes, 'none', or 'auto' = 0.6 x the machine's available memory.")] = "auto",
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
     check_writable(out_path, "the plan")
     check_writable(report_path, "the report")
+    limit = memory_limit(max_memory)
     inst = load(instance)
+    with input_errors():
+        optimizer.check_memory(inst, limit)
     start = None
     if warm_start is not None:
         with input_errors():

@@ -11,7 +11,7 @@ from .backends import (
     get_backend,
 )
 from .model import LinearModel, build
-from .model.estimate import ModelEstimate, ModelTooLarge, estimate
+from .model.estimate import ModelEstimate, ModelTooLarge, check_memory, estimate
 from .solve import STRATEGIES, choose_strategy, solve
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "available_backends",
     "backend_names",
     "build",
+    "check_memory",
     "choose_strategy",
     "estimate",
     "get_backend",
