@@ -285,7 +285,8 @@ def _spy_highs(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None:
     def spy(self: Any) -> Any:
         seen.update(time_limit=option(self, "time_limit"), seed=option(self, "random_seed"),
                     workers=option(self, "threads"),
-                    gap_tolerance=option(self, "mip_rel_gap"))
+                    gap_tolerance=option(self, "mip_rel_gap"),
+                    abs_gap=option(self, "mip_abs_gap"))
         return run(self)
 
     monkeypatch.setattr(highspy.Highs, "run", spy)
@@ -306,7 +307,12 @@ def test_parameters_reach_the_solver(exact_backend: str, monkeypatch: pytest.Mon
     assert 9.0 <= seen["time_limit"] <= 11.0
     assert seen["seed"] in (7, 8)  # CBC's seeds are 1-based (seed + 1); 0 means "default"
     assert seen["workers"] == 2
-    assert close(seen["gap_tolerance"], 1e-3)
+    if exact_backend == "highs":  # scaled so that a HiGHS stop implies ours (highs_gaps)
+        bound = build(MEDIUM()).trivial_bound()
+        assert 0 < seen["gap_tolerance"] <= 1e-3
+        assert 1e-3 <= seen["abs_gap"] <= 1e-3 * max(1.0, abs(bound))
+    else:
+        assert close(seen["gap_tolerance"], 1e-3)
 
 
 def test_seed_changes_reach_the_solver(exact_backend: str,
