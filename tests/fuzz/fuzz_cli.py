@@ -111,6 +111,12 @@ class Case:
     content: bytes
     suffix: str
     command: str  # for plans: validate, report, export, warm, previous
+    out: str = "file"  # instances: where --out points (OUTPUTS)
+
+
+# Where an instance case's ``--out`` points: mostly a plain new file, sometimes a path the
+# plan cannot be written to (refused before solving, exit 2), as users mistype them.
+OUTPUTS = ("file", "file", "file", "file", "new-folder", "folder", "under-a-file", "proc")
 
 
 def _mangle(doc: Any, rng: random.Random, suffix: str) -> tuple[bytes, str]:
@@ -150,8 +156,27 @@ def cases(count: int, seed: int, marker: Path,
             content, suffix, what = fi.hostile(rng, marker, rng.choice(bases)[0])
             yield Case(number, kind, f"hostile:{what}", content, suffix, command)
             continue
+        out = rng.choice(OUTPUTS) if kind == "instance" else "file"
+        if out != "file":  # a valid instance: the output path is what is being tried
+            content = fi.serialise(_document(kind, rng, bases), suffix, rng)
+            yield Case(number, kind, f"out:{out}", content, suffix, command, out)
+            continue
         content, description = _mangle(_document(kind, rng, bases), rng, suffix)
         yield Case(number, kind, description, content, suffix, command)
+
+
+def output_path(case: Case, workdir: Path) -> Path:
+    """The ``--out`` of an instance case (see ``OUTPUTS``)."""
+    if case.out == "proc" and Path("/proc/version").exists():
+        return Path("/proc/version")
+    if case.out == "folder":
+        return workdir
+    if case.out == "under-a-file":
+        (workdir / "a-file").write_text("x")
+        return workdir / "a-file" / "plan.json"
+    if case.out == "new-folder":
+        return workdir / "new" / f"plan{case.number}.json"
+    return workdir / "out-plan.json"
 
 
 def arguments(case: Case, path: Path, base: Path, out: Path) -> list[str] | None:
@@ -196,7 +221,7 @@ def run_case(case: Case, workdir: Path, base: Path, marker: Path,
              use_subprocess: bool = False, runner: CliRunner | None = None) -> Outcome:
     path = workdir / f"cli{case.number}{case.suffix}"
     path.write_bytes(case.content)
-    args = arguments(case, path, base, workdir / "out-plan.json")
+    args = arguments(case, path, base, output_path(case, workdir))
     if args is None:
         path.unlink()
         return Outcome(case, None, 0.0, skipped="no risks loader on this branch (hook)")

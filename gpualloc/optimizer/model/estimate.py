@@ -18,12 +18,13 @@ from itertools import accumulate
 
 from ...models import Cap, Instance, Job
 
-# Peak resident memory of ``solve`` (build, greedy, the search) per placement and per
-# nonzero, fitted on generated instances of 10**4 .. 10**6 placements (see README, "Size,
-# time and memory guarantees"), plus the interpreter and libraries loaded.
-BYTES_PER_PLACEMENT = 900
+# Peak resident memory of ``solve`` (build, greedy, the search; default backend and strategy)
+# per placement and per nonzero, plus the interpreter and libraries: a least-squares fit
+# (within 3%) of the peak RSS of `gpualloc solve --time-limit 5` on generated instances of
+# 7e3 .. 1.2e6 placements (README, "Size, time and memory guarantees"), rounded up.
+BYTES_PER_PLACEMENT = 1100
 BYTES_PER_NONZERO = 110
-BASE_BYTES = 400 * 2**20
+BASE_BYTES = 160 * 2**20
 DEFAULT_MEMORY_FRACTION = 0.6  # of MemAvailable, for the default limit
 
 
