@@ -397,10 +397,8 @@ class HighsBackend:
         if again.values is None:
             return early
         checked = unproven_optimum(model, again, params.gap_tolerance) or again
-        if model.objective_value(again.values) >= model.objective_value(early.values or []) \
-                or early.values is None:
-            return checked
-        return early
+        better = model.objective_value(again.values) >= model.objective_value(early.values)
+        return checked if better else early
 
     def _solve_once(self, model: LinearModel, params: SolveParams,
                     start: list[float] | None = None,
