@@ -234,10 +234,13 @@ class _Guarded(Composer):
         if depth > MAX_DEPTH:
             raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels",
                               event.start_mark)
-        if isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_SCALAR_CHARS:
-            raise _LimitError(None, None, f"a scalar of {len(event.value):,} characters, "
-                              f"over the limit of {MAX_SCALAR_CHARS:,}", event.start_mark)
         anchor = event.anchor
+        if isinstance(event, yaml.ScalarEvent):
+            if len(event.value) > MAX_SCALAR_CHARS:
+                raise _LimitError(None, None, f"a scalar of {len(event.value):,} characters, "
+                                  f"over the limit of {MAX_SCALAR_CHARS:,}", event.start_mark)
+            if anchor is None and not self.yaml_path_resolvers:  # type: ignore[attr-defined]
+                return self._plain_scalar()
         if anchor is not None:
             self._composing.add(anchor)
         self._open.append([0, 0, 0])
@@ -250,6 +253,18 @@ class _Guarded(Composer):
             self._anchored[anchor] = size
             self._composing.discard(anchor)
         return node
+
+    def _plain_scalar(self) -> ScalarNode:
+        """The composer's scalar node without its detours (most nodes are scalars)."""
+        event = self.get_event()  # type: ignore[attr-defined]
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(ScalarNode, event.value, event.implicit)
+        top = self._open[-1]
+        top[0] += 1
+        top[1] = max(top[1], 1)
+        top[2] += len(event.value)
+        return ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         """The resolver's tag, remembered per plain scalar value (the safe resolvers depend
