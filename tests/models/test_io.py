@@ -32,6 +32,7 @@ from gpualloc.models import (
     Issue,
     instance_from_mapping,
     load_instance,
+    parsing,
     save_instance,
 )
 from gpualloc.models import io as gio
@@ -537,7 +538,7 @@ def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Both YAML parsers (libyaml where PyYAML has it, and the pure-Python fallback)."""
     if request.param == "libyaml" and not yaml.__with_libyaml__:
         pytest.skip("PyYAML without libyaml")
-    monkeypatch.setattr(gio, "USE_LIBYAML", request.param == "libyaml")
+    monkeypatch.setattr(parsing, "USE_LIBYAML", request.param == "libyaml")
     return request.param
 
 
