@@ -43,15 +43,25 @@ def bad_paths(tmp_path: Path) -> list[tuple[Path, str]]:
     """(path, reason) for each kind of unwritable output path."""
     a_file = tmp_path / "FILE"
     a_file.write_text("x")
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
     cases = [(tmp_path, "it is a directory"),
              (a_file / "p.json", f"{a_file} is not a directory"),
              (a_file / "deeper" / "p.json", f"{a_file} is not a directory")]
+    if not os.access(read_only, os.W_OK):  # root writes anywhere
+        cases.append((read_only / "p.json", f"no file can be created in {read_only}"))
     if Path("/proc/version").exists():
-        cases.append((Path("/proc/version"), "no file can be created in /proc"))
+        cases.append((Path("/proc/version"), "it is under /proc, a system folder"))
+    if Path("/dev/stdout").exists():  # a link to /proc/self/fd/1: never replaced
+        cases.append((Path("/dev/stdout"), "it is under /dev, a system folder"))
     if hasattr(os, "mkfifo"):
         fifo = tmp_path / "fifo.json"
         os.mkfifo(fifo)
         cases.append((fifo, "it is a FIFO, not a regular file"))
+        link = tmp_path / "to-fifo.json"  # like /dev/stdout, a link to a special file
+        link.symlink_to(fifo)
+        cases.append((link, "it links to a FIFO, not to a regular file"))
     return cases
 
 

@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from .. import models, optimizer
 from ..models import Instance, InstanceError
+from ..models.io import SYSTEM_FOLDERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Share scarce AI accelerators among portfolio start-ups, with a proven "
@@ -104,7 +105,8 @@ def check_writable(path: Path | None, what: str, folder: bool = False) -> None:
     """Before any work: exit 2 with one line unless ``path`` (a file, or with ``folder`` a
     folder) can be written the way the atomic writer writes (a new file in its folder, then
     a rename). Refused: a directory given for a file, a path under a non-directory, a special
-    file (FIFO, device), a folder where no file can be created (``/proc``, read-only)."""
+    file (FIFO, device) or a link to one, anything under ``/dev``, ``/proc`` or ``/sys``, a
+    folder where no file can be created (read-only)."""
     if path is None:
         return
     reason = unwritable(path, folder)
@@ -128,6 +130,20 @@ def unwritable(path: Path, folder: bool = False) -> str | None:
                 None)
     if kind is not None:
         return f"it is {kind}, not a regular file"
+    if info is not None and stat.S_ISLNK(info.st_mode) and not folder:
+        try:  # /dev/stdout: replacing the link would break it; writing through is not atomic
+            target = path.stat().st_mode
+        except OSError:
+            target = None
+        kind = next((name for test, name in (*_SPECIAL, (stat.S_ISDIR, "a directory"))
+                     if target is not None and test(target)), None)
+        if kind is not None:
+            return f"it links to {kind}, not to a regular file"
+    for place in (path.absolute(), path.resolve()):  # the path, and where a link leads
+        system = next((root for root in SYSTEM_FOLDERS
+                       if root == place or root in place.parents), None)
+        if system is not None:  # /dev/stdout: the rename would replace the device link
+            return f"it is under {system}, a system folder"
     where = path if folder and info is not None else path.parent
     while not where.exists() and where != where.parent:
         where = where.parent  # the folders missing on the way are created when writing

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import json
 import math
 import os
@@ -365,6 +366,24 @@ def _new_file_mode(path: Path) -> int:
     return NEW_FILE_MODE & ~_umask()
 
 
+SYSTEM_FOLDERS = (Path("/dev"), Path("/proc"), Path("/sys"))
+
+
+def _replaceable(path: Path) -> None:
+    """Raise ``OSError`` where a rename would do harm: under ``/dev``, ``/proc`` or ``/sys``
+    (``/dev/stdout`` is a link the rename would replace), or over a directory, a FIFO or a
+    device (reached through a link or not)."""
+    where = path.absolute()
+    if any(root == where or root in where.parents for root in SYSTEM_FOLDERS):
+        raise OSError(errno.EPERM, "not writing under a system folder", str(path))
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically; see ``atomic_write_bytes``."""
     atomic_write_bytes(path, text.encode("utf-8"))
@@ -378,6 +397,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     permission bits, and no setuid, setgid or sticky bit is ever set (see ``_new_file_mode``).
     """
     path = Path(path)
+    _replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

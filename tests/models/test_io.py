@@ -1009,3 +1009,26 @@ def test_unreadable_file(tmp_path: Path) -> None:
         assert report(err) == ["cannot read instance file: Permission denied"]
     finally:
         path.chmod(0o600)
+
+
+@pytest.mark.parametrize("where", ["/dev/stdout", "/dev/gpualloc-test.json", "/proc/x.json"])
+def test_the_atomic_writer_never_replaces_system_files(where: str) -> None:
+    before = os.lstat("/dev/stdout") if os.path.lexists("/dev/stdout") else None
+    with pytest.raises(OSError, match="system folder"):
+        gio.atomic_write_text(where, "{}\n")
+    if before is not None:
+        after = os.lstat("/dev/stdout")
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert not os.path.exists("/dev/gpualloc-test.json")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_the_atomic_writer_never_replaces_a_fifo_or_a_link_to_one(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.json"
+    link.symlink_to(fifo)
+    for path in (fifo, link, tmp_path):
+        with pytest.raises(OSError):
+            gio.atomic_write_text(path, "{}\n")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink()
