@@ -397,6 +397,7 @@ class HighsBackend:
         if again.values is None:
             return early
         checked = unproven_optimum(model, again, params.gap_tolerance) or again
+        checked.stats["highs_rerun"] = early.stats["highs_early_stop"]  # the plan says so
         better = model.objective_value(again.values) >= model.objective_value(early.values)
         return checked if better else early
 
