@@ -153,3 +153,44 @@ def test_a_utf8_bom_is_accepted(workdir: Path, instance_doc: dict) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + yaml.safe_dump(instance_doc).encode())
     code, _ = invoke("solve", str(path), "--backend", "greedy", "--quiet")
     assert code == 0
+
+
+# -- CLI-level fuzzing: the default backend, every kind of input file (tests/fuzz/fuzz_cli.py) --
+CLI_SAMPLE = 16  # a few seconds: instances, scenario files, plan files (risk files: a hook)
+
+
+def _cli_failures(outcomes: list) -> list[str]:
+    return [f"#{o.case.number} {o.case.kind} {o.case.command} {o.case.description[:100]}: "
+            f"{o.problems}" for o in outcomes if o.problems]
+
+
+def test_a_sample_of_the_cli_fuzz_cases(tmp_path: Path) -> None:
+    from tests.fuzz import fuzz_cli
+
+    outcomes = fuzz_cli.run(CLI_SAMPLE, seed=18, workdir=tmp_path)
+    assert _cli_failures(outcomes) == []
+    ran = [o for o in outcomes if not o.skipped]
+    assert {o.case.kind for o in ran} >= {"instance", "scenario", "plan"}
+    assert {o.exit_code for o in ran} >= {0, 2}, {o.exit_code for o in ran}
+    assert all(o.exit_code in fuzz_cli.EXIT_CODES for o in ran)
+
+
+def test_a_fuzzed_instance_in_a_real_process(tmp_path: Path) -> None:
+    # one case end to end as its own process: the exit code and stderr a user sees
+    from tests.fuzz import fuzz_cli
+
+    outcomes = fuzz_cli.run(3, seed=7, workdir=tmp_path, use_subprocess=True,
+                            only=("instance",))
+    assert outcomes and _cli_failures(outcomes) == []
+
+
+@pytest.mark.fuzz
+def test_the_cli_fuzz_harness(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Opt-in (``pytest -m fuzz``): a larger sample of both harnesses."""
+    if "fuzz" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("opt-in: run with pytest -m fuzz")
+    from tests.fuzz import fuzz_cli
+
+    assert _cli_failures(fuzz_cli.run(400, seed=0, workdir=tmp_path)) == []
+    outcomes = fuzz.run(2000, seed=0, workdir=tmp_path)
+    assert [o.problems for o in outcomes if o.problems] == []

@@ -6,18 +6,23 @@ found in time) or an invalid plan, 2 bad input or usage, 130 interrupted (best p
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import models, optimizer
 from ..models import Instance, InstanceError
+from ..models.io import SYSTEM_FOLDERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Share scarce AI accelerators among portfolio start-ups, with a proven "
@@ -68,6 +73,22 @@ def input_errors() -> Iterator[None]:
         report_input_error(e)
     except optimizer.BackendUnavailable as e:
         fail(str(e))
+    except optimizer.ModelTooLarge as e:
+        fail(f"{escape(str(e))} (see --max-memory)")
+
+
+def memory_limit(text: str) -> int | None:
+    """``--max-memory``: 'auto' (0.6 x MemAvailable, None where unknown), 'none', or a size."""
+    from ..optimizer.model.estimate import default_memory_limit, memory_from_text
+
+    if text.strip().lower() == "auto":
+        return default_memory_limit()
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return memory_from_text(text)
+    except ValueError:
+        fail(f"--max-memory: {escape(text)!r} is not a size (8G, 512M, bytes, auto or none)")
 
 
 def load(path: Path | None) -> Instance:
@@ -92,6 +113,96 @@ BACKEND_HELP = ("Solver: cpsat, cbc, highs or greedy (a heuristic that proves no
                 "its plan's bound is the trivial one, every job at its best placement).")
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Use a plan file even when it names another instance.")]
+# -- output paths -----------------------------------------------------------------------------
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_writable(path: Path | None, what: str, folder: bool = False) -> None:
+    """Before any work: exit 2 with one line unless ``path`` (a file, or with ``folder`` a
+    folder) can be written the way the atomic writer writes (a new file in its folder, then
+    a rename). Refused: a directory given for a file, a path under a non-directory, a special
+    file (FIFO, device) or a link to one, anything under ``/dev``, ``/proc`` or ``/sys``, a
+    folder where no file can be created (read-only)."""
+    if path is None:
+        return
+    reason = unwritable(path, folder)
+    if reason is not None:
+        fail(f"cannot write {what} to {escape(str(path))}: {escape(reason)}")
+
+
+def unwritable(path: Path, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written (None when it can); nothing is left behind."""
+    try:
+        info: os.stat_result | None = path.lstat()
+    except FileNotFoundError:
+        info = None
+    except OSError as e:  # e.g. "Not a directory": some parent is a file
+        return _parent_problem(path) or e.strerror or str(e)
+    if info is not None and stat.S_ISDIR(info.st_mode) and not folder:
+        return "it is a directory"
+    if info is not None and folder and not stat.S_ISDIR(info.st_mode):
+        return "it is a file, not a folder"
+    kind = next((name for test, name in _SPECIAL if info is not None and test(info.st_mode)),
+                None)
+    if kind is not None:
+        return f"it is {kind}, not a regular file"
+    if info is not None and stat.S_ISLNK(info.st_mode) and not folder:
+        try:  # /dev/stdout: replacing the link would break it; writing through is not atomic
+            target = path.stat().st_mode
+        except OSError:
+            target = None
+        kind = next((name for test, name in (*_SPECIAL, (stat.S_ISDIR, "a directory"))
+                     if target is not None and test(target)), None)
+        if kind is not None:
+            return f"it links to {kind}, not to a regular file"
+    for place in (path.absolute(), path.resolve()):  # the path, and where a link leads
+        system = next((root for root in SYSTEM_FOLDERS
+                       if root == place or root in place.parents), None)
+        if system is not None:  # /dev/stdout: the rename would replace the device link
+            return f"it is under {system}, a system folder"
+    where = path if folder and info is not None else path.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent  # the folders missing on the way are created when writing
+    if not where.is_dir():
+        return f"{where} is not a directory"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gpualloc-probe-", dir=where)
+    except OSError as e:
+        return f"no file can be created in {where} ({e.strerror or e})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _parent_problem(path: Path) -> str | None:
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is not a directory"
+    return None
+
+
+def write_or_rescue(write: Callable[[Path], None], path: Path, what: str) -> bool:
+    """``write(path)``; when that fails all the same (the disk filled up, the folder went),
+    write to a fresh file in the temporary folder instead and say where, in one line each.
+    False when ``path`` was not written."""
+    try:
+        write(path)
+        return True
+    except OSError as e:
+        reason = e.strerror or str(e)
+    try:
+        fd, spare = tempfile.mkstemp(prefix=f"gpualloc-{path.stem or 'out'}-",
+                                     suffix=path.suffix)
+        os.close(fd)
+        write(Path(spare))
+    except OSError:
+        err.print(f"[red]error:[/red] cannot write {what} to {escape(str(path))} "
+                  f"({escape(reason)}); it was not saved", soft_wrap=True)
+    else:
+        err.print(f"[red]error:[/red] cannot write {what} to {escape(str(path))} "
+                  f"({escape(reason)}); written to {escape(spare)} instead", soft_wrap=True)
+    return False
 
 
 def fmt(x: float | None, digits: int = 2) -> str:

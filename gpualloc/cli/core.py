@@ -18,19 +18,23 @@ from .. import models, optimizer
 from ..models import Instance, Plan
 from .app import (
     BACKEND_HELP,
+    EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_NO_PLAN,
     ForceOpt,
     InstanceArg,
     app,
+    check_writable,
     err,
     fail,
     fmt,
     input_errors,
     load,
     load_plan_for,
+    memory_limit,
     out,
     pct,
+    write_or_rescue,
 )
 from .replan import print_changes, replan_options
 from .reports import write_report
@@ -63,9 +67,17 @@ def solve(
         help="auto, exact, lns or portfolio (auto: LNS for big CP-SAT models, CP-SAT + HiGHS "
              "side by side from 2 workers).")] = "auto",
     force: ForceOpt = False,
+    max_memory: Annotated[str, typer.Option(
+        help="Refuse (exit 2) a model whose estimated peak memory is over this: 8G, 512M, "
+             "bytes, 'none', or 'auto' = 0.6 x the machine's available memory.")] = "auto",
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
+    check_writable(out_path, "the plan")
+    check_writable(report_path, "the report")
+    limit = memory_limit(max_memory)
     inst = load(instance)
+    with input_errors():
+        optimizer.check_memory(inst, limit)
     start = None
     if warm_start is not None:
         start = load_plan_for(warm_start, inst, force)
@@ -81,18 +93,21 @@ def solve(
                                     workers=workers, gap_tolerance=gap, warm_start=start,
                                     strategy=strategy, show=not quiet and out.is_terminal,
                                     **replan)
+    saved = True
     if out_path is not None and (plan.is_feasible or not interrupted):
-        models.save_plan(plan, out_path, inst)
+        saved = write_or_rescue(lambda p: models.save_plan(plan, p, inst), out_path, "the plan")
     print_plan(inst, plan, brief=quiet, verbose=verbose)
     if replan:
         print_changes(plan)
-    if out_path is not None:
+    if out_path is not None and saved:
         out.print(f"plan written to {out_path}")
     if report_path is not None and (plan.is_feasible or not interrupted):
         write_report(inst, plan, report_path)
     if interrupted:
         err.print("[yellow]interrupted:[/yellow] best plan so far returned")
         raise typer.Exit(EXIT_INTERRUPTED)
+    if not saved:
+        raise typer.Exit(EXIT_BAD_INPUT)
     if not plan.is_feasible:
         raise typer.Exit(EXIT_NO_PLAN)
 
@@ -301,6 +316,7 @@ def bench(
     """Benchmark backends: status, objective, bound, gap, median seconds, peak memory."""
     from ..analysis.bench import run_bench, write_csv
 
+    check_writable(csv, "the CSV")
     names = [b.strip() for b in backend.split(",") if b.strip()]
     if runs < 1 or time_limit <= 0:
         fail("--runs must be >= 1 and --time-limit > 0")
@@ -325,8 +341,7 @@ def bench(
         rows = run_bench(items, names, time_limit, runs=runs, seed=seed, workers=workers,
                          on_row=row_done)
     out.print(table)
-    if csv is not None:
-        write_csv(rows, csv)
+    if csv is not None and write_or_rescue(lambda p: write_csv(rows, p), csv, "the CSV"):
         out.print(f"CSV written to {csv}")
 
 

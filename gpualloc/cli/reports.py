@@ -13,6 +13,7 @@ from ..models import Instance, Plan
 from .app import (
     ForceOpt,
     app,
+    check_writable,
     err,
     fail,
     input_errors,
@@ -52,6 +53,9 @@ def report(
     from ..models.validator import validate as check
     from ..present.report import build_report
 
+    check_writable(html_path, "the report")
+    check_writable(png, "the figures", folder=True)
+    check_writable(md_out, "the Markdown summary")
     inst = load(instance)
     p = load_plan_for(plan, inst, force)
     note = err if md else out  # keep stdout clean Markdown when printing it
@@ -92,6 +96,7 @@ def export(
     ``plan.to_dataframe()``."""
     from ..present.report import assignments_csv
 
+    check_writable(csv_path, "the CSV")
     inst = load(instance) if instance is not None else None
     if inst is not None:
         p = load_plan_for(plan, inst, force)
@@ -122,6 +127,7 @@ def import_jobs(
     """Add jobs from a spreadsheet CSV to an instance and write the result."""
     from ..sources.jobs_csv import import_jobs as add_csv_jobs
 
+    check_writable(out_path, "the instance")
     inst = load(instance)
     with input_errors():
         new = add_csv_jobs(inst, jobs_csv, instance_label=str(instance))

@@ -11,9 +11,11 @@ import typer
 from .. import models
 from .app import (
     app,
+    check_writable,
     fail,
     input_errors,
     out,
+    write_or_rescue,
 )
 
 
@@ -60,6 +62,7 @@ def generate(
     from ..sources.generate import TIERS, tier_instance
     from ..sources.generate import generate as make
 
+    check_writable(out_path, "the instance")
     if tier is not None:
         if tier not in TIERS:
             fail(f"unknown tier {tier!r}; choose from {', '.join(TIERS)}")
@@ -75,7 +78,8 @@ def generate(
 
         sys.stdout.write(dump_model(inst, "instance.yaml"))
         return
-    models.save_instance(inst, out_path)
+    if not write_or_rescue(lambda p: models.save_instance(inst, p), out_path, "the instance"):
+        raise typer.Exit(2)
     size = f"{len(inst.clusters)} clusters, {len(inst.startups)} start-ups, " \
            f"{len(inst.jobs)} jobs, {inst.horizon.periods} periods"
     out.print(f"{inst.name} ({size}) written to {out_path}", markup=False)

@@ -18,6 +18,7 @@ from .app import (
     ForceOpt,
     InstanceArg,
     app,
+    check_writable,
     err,
     fail,
     fmt,
@@ -118,6 +119,10 @@ def whatif(
     from ..models import scenarios as sc_mod
 
     _check_run_options(time_limit, workers)
+    for path, what in ((csv, "the CSV"), (plot, "the plot")):
+        check_writable(path, what)
+        if path is not None and scenarios is not None and sweep is not None:
+            check_writable(_side_path(path, "sweep"), f"the sweep's {what.split()[-1]}")
     if scenarios is None and sweep is None:
         fail("give a SCENARIOS file, a --sweep, or both")
     base = load(instance)
@@ -231,6 +236,7 @@ def marginal(
     from ..analysis.whatif import write_csv
 
     _check_run_options(time_limit, workers)
+    check_writable(csv, "the CSV")
     if delta < 0:
         fail("--delta must be >= 0")
     if splits not in SPLITS:
@@ -302,6 +308,7 @@ def credits(
     from ..analysis.whatif import write_csv
 
     _check_run_options(time_limit)
+    check_writable(csv, "the CSV")
     inst = load(instance)
     with input_errors():
         optimizer.get_backend(backend)

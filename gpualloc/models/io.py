@@ -1,21 +1,23 @@
 """Reading and writing instance files (YAML or JSON), safely and atomically.
 
-Nothing in a file is ever executed: YAML goes through a ``SafeLoader`` subclass (no Python
-tags), JSON through the standard parser. Every problem becomes an ``InstanceError`` whose
-issues carry a location: a path into the document (``jobs[3].options[0].gpus``) or a position
-in the text (``line 4, column 7``). Limits keep hostile input cheap to refuse: the file size
-(``GPUALLOC_MAX_INPUT_MB``, read before the file), the nesting depth, the number of YAML
-aliases and the number of nodes aliases add ("billion laughs").
+Nothing in a file is ever executed (parsing: ``models.parsing``, safe loaders only). Every
+problem becomes an ``InstanceError`` whose issues carry a location: a path into the document
+(``jobs[3].options[0].gpus``) or a position in the text (``line 4, column 7``). Limits keep
+hostile input cheap to refuse: only regular files are read (a FIFO or a device is refused
+before it is opened for reading), the file size (``GPUALLOC_MAX_INPUT_MB``, read before the
+file), and the parser's limits (nesting, scalar length, alias expansion). Files are written
+atomically, with ordinary permissions (``atomic_write_bytes``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import json
 import math
 import os
-import re
+import stat
 import sys
 import tempfile
 import types
@@ -28,17 +30,19 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .checks import semantic_issues
 from .errors import InstanceError, InstanceWarning, Issue, show_value
 from .instance import Instance
+from .parsing import MAX_ALIAS_CHARS as MAX_ALIAS_CHARS  # re-exported: callers import the
+from .parsing import MAX_ALIAS_EXPANSION as MAX_ALIAS_EXPANSION  # limits and helpers from here
+from .parsing import MAX_DEPTH as MAX_DEPTH
+from .parsing import MAX_SCALAR_CHARS as MAX_SCALAR_CHARS
+from .parsing import _parse
+from .parsing import location as location
+from .parsing import parse_text as parse_text
 
 DEFAULT_MAX_INPUT_MB = 24  # MiB: a 20,000-job instance is ~6 MiB of YAML, 10 MiB of JSON
-MAX_ALIASES = 10_000  # alias uses in one YAML document
-MAX_ALIAS_EXPANSION = 1_000_000  # nodes that alias expansion may add to a YAML document
-MAX_DEPTH = 64  # nesting levels (an instance needs 8)
 
 
 def max_input_bytes() -> int:
@@ -69,25 +73,6 @@ MAX_INPUT_BYTES = _initial_limit()
 
 
 # -- locations and messages -------------------------------------------------------------------
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
-
-
-def location(loc: Iterable[Any]) -> str:
-    """``('jobs', 3, 'options', 0, 'gpus')`` -> ``jobs[3].options[0].gpus``.
-
-    Keys that are not plain names are quoted: ``jobs[0]['my key']``.
-    """
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        elif isinstance(part, str) and _PLAIN_KEY.match(part):
-            out += ("." if out else "") + part
-        else:
-            out += f"[{show_value(part)}]"
-    return out
-
-
 _REWRITES = {
     "missing": "missing required key",
     "model_type": "should be a mapping (key: value pairs)",
@@ -193,222 +178,6 @@ def _looks_numeric(text: str) -> bool:
         return False
 
 
-# -- YAML -------------------------------------------------------------------------------------
-class _LimitError(yaml.MarkedYAMLError):
-    """A safety limit was hit while reading YAML."""
-
-
-class _GuardedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses alias bombs, deep nesting and unreadable scalars, with marks."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.aliases = 0
-        self._depth = 0
-        self.nodes = 0  # distinct nodes composed (aliases excluded)
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                raise _LimitError(None, None, f"more than {MAX_ALIASES} aliases: refusing a "
-                                  "possible alias bomb", self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        self._depth += 1
-        self.nodes += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                  self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def fetch_flow_collection_start(self, token_class: Any) -> None:
-        # the scanner looks far ahead inside ``[[[[...``: stop it before the composer would
-        if self.flow_level >= MAX_DEPTH:
-            raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                              self.get_mark())
-        super().fetch_flow_collection_start(token_class)  # type: ignore[misc]
-
-    def construct_object(self, node: Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (yaml.YAMLError, RecursionError):
-            raise
-        except Exception as e:  # e.g. a date 2025-13-45, a 5000-digit number
-            shown = node.value if isinstance(node, ScalarNode) else node.tag
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise ConstructorError(None, None, f"cannot read {shown!r}: {_reason(e)}",
-                                   node.start_mark) from None
-
-
-def _reason(e: Exception) -> str:
-    text = str(e)
-    if "integer string conversion" in text:
-        return "a number with too many digits"
-    return text
-
-
-def _mark(mark: Any) -> str:
-    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") \
-        else tag
-
-
-def _yaml_error(e: yaml.YAMLError, text: str) -> Issue:
-    if isinstance(e, yaml.reader.ReaderError):
-        before = text[: e.position]
-        line = before.count("\n") + 1
-        column = e.position - (before.rfind("\n") + 1) + 1
-        char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
-        return Issue(f"line {line}, column {column}", f"character {char} is not allowed in "
-                     "YAML (control characters must be escaped in double-quoted strings)")
-    if isinstance(e, yaml.MarkedYAMLError):
-        mark = e.problem_mark or e.context_mark
-        problem = (e.problem or "").strip()
-        tag = re.search(r"constructor for the tag '([^']*)'", problem)
-        if isinstance(e, ConstructorError) and tag:
-            return Issue(_mark(mark), f"tag {_short_tag(tag.group(1))!r} is not allowed: "
-                         "instance files hold plain data only, nothing in them is executed")
-        if isinstance(e, _LimitError):
-            return Issue(_mark(mark), problem)
-        context = (e.context or "").strip()
-        what = f"{problem} ({context})" if context and problem else (problem or context)
-        return Issue(_mark(mark), f"malformed YAML: {what or e}")
-    return Issue("", f"malformed YAML: {e}")
-
-
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    if isinstance(node, MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _check_graph(root: Node, nodes: int) -> None:
-    """Refuse recursive aliases, and aliases that expand too much or too deep.
-
-    Sizes and depths are computed on the node graph (each distinct node once), so a
-    "billion laughs" document is refused in time linear in its text.
-    """
-    cap = nodes + MAX_ALIAS_EXPANSION + 1  # sizes saturate here: the test below still holds
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            kids = _children(node)
-            size[key] = min(cap, 1 + sum(size[id(k)] for k in kids))
-            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
-            on_path.discard(key)
-            if depth[key] > MAX_DEPTH:
-                raise _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels once "
-                                  "aliases are expanded", node.start_mark)
-            continue
-        if key in size:
-            continue
-        on_path.add(key)
-        stack.append((node, True))
-        for kid in _children(node):
-            if id(kid) in on_path:
-                raise _LimitError(None, None, "an alias refers to a node that contains it "
-                                  "(recursive data is not allowed)", kid.start_mark)
-            if id(kid) not in size:
-                stack.append((kid, False))
-    added = size[id(root)] - len(size)
-    if added > MAX_ALIAS_EXPANSION:
-        raise _LimitError(None, None, f"aliases expand the document by more than "
-                          f"{MAX_ALIAS_EXPANSION:,} nodes: refusing a possible alias bomb "
-                          "(\"billion laughs\")", root.start_mark)
-
-
-def _duplicate_keys(root: Node) -> list[Issue]:
-    """Keys given twice in one YAML mapping (the first would be silently dropped)."""
-    issues: list[Issue] = []
-    seen: set[int] = set()
-    stack: list[tuple[Node, tuple[Any, ...]]] = [(root, ())]
-    while stack:
-        node, path = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, SequenceNode):
-            stack.extend((kid, (*path, k)) for k, kid in enumerate(node.value))
-        elif isinstance(node, MappingNode):
-            first: dict[tuple[str, str], Node] = {}
-            for key, value in node.value:
-                if isinstance(key, ScalarNode):
-                    if key.tag == "tag:yaml.org,2002:merge":
-                        continue
-                    ident = (key.tag, key.value)
-                    if ident in first:
-                        issues.append(Issue(
-                            location((*path, key.value)),
-                            f"duplicate key {show_value(key.value)} at {_mark(key.start_mark)} "
-                            f"(first at {_mark(first[ident].start_mark)}); only the last "
-                            "would count"))
-                    else:
-                        first[ident] = key
-                    stack.append((value, (*path, key.value)))
-                else:
-                    stack.append((value, path))
-    return issues
-
-
-def _parse_yaml(text: str) -> tuple[Any, list[Issue]]:
-    loader = _GuardedLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, []
-        if loader.aliases:  # without aliases the nodes form a tree the composer has checked
-            _check_graph(node, loader.nodes)
-        issues = _duplicate_keys(node)
-        return loader.construct_document(node), issues
-    finally:
-        loader.dispose()
-
-
-# -- JSON -------------------------------------------------------------------------------------
-def _parse_json(text: str) -> tuple[Any, list[Issue]]:
-    # id of an object with repeated keys -> (the object, kept alive so that its id stays
-    # unique, and the repeated keys)
-    duplicated: dict[int, tuple[dict[str, Any], list[str]]] = {}
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in items:
-            if key in out:
-                duplicated.setdefault(id(out), (out, []))[1].append(key)
-            out[key] = value
-        return out
-
-    data = json.loads(text, object_pairs_hook=pairs)
-    issues: list[Issue] = []
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
-    while stack:
-        node, path = stack.pop()
-        if len(path) >= MAX_DEPTH:
-            raise InstanceError([Issue(location(path[:1]),
-                                       f"nested deeper than {MAX_DEPTH} levels")])
-        if isinstance(node, dict):
-            for key in duplicated.get(id(node), ({}, []))[1]:
-                issues.append(Issue(location((*path, key)), f"duplicate key {show_value(key)}; "
-                                    "only the last would count"))
-            stack.extend((v, (*path, k)) for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, (*path, k)) for k, v in enumerate(node))
-    return data, issues
-
-
 # -- files ------------------------------------------------------------------------------------
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
@@ -424,69 +193,6 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _parse(text: str, source: str, fmt: str | None) -> tuple[Any, list[Issue]]:
-    fmt = fmt or ("json" if source.lower().endswith(".json") else "yaml")
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise InstanceError([Issue("", "the file is empty")], source)
-    try:
-        if fmt == "json":
-            return _parse_json(text)
-        return _parse_yaml(text)
-    except json.JSONDecodeError as e:
-        raise InstanceError([Issue(f"line {e.lineno}, column {e.colno}",
-                                   f"malformed JSON: {e.msg}")], source) from None
-    except yaml.YAMLError as e:
-        raise InstanceError([_yaml_error(e, text)], source) from None
-    except RecursionError:  # the JSON parser recursed too deep (YAML is refused earlier)
-        where = _too_deep(text) if fmt == "json" else ""
-        raise InstanceError([Issue(where, f"nested deeper than {MAX_DEPTH} levels")],
-                            source) from None
-    except InstanceError as e:
-        raise InstanceError(e.issues, source) from None
-    except (ValueError, TypeError, OverflowError) as e:
-        # e.g. a JSON number with more digits than Python converts
-        where = ""
-        digits = re.search(r"\d{1000,}", text)
-        if "integer string conversion" in str(e) and digits:
-            line = text.count("\n", 0, digits.start()) + 1
-            where = f"line {line}, column {digits.start() - text.rfind(chr(10), 0, digits.start())}"
-        raise InstanceError([Issue(where, f"malformed {fmt.upper()}: {_reason(e)}")],
-                            source) from None
-
-
-def _too_deep(text: str) -> str:
-    """``line L, column C`` of the bracket that nests JSON text past ``MAX_DEPTH`` (or '')."""
-    depth = 0
-    in_string = escaped = False
-    for pos, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = text.count("\n", 0, pos) + 1
-                return f"line {line}, column {pos - text.rfind(chr(10), 0, pos)}"
-        elif char in "]}":
-            depth -= 1
-    return ""
-
-
-def parse_text(text: str, source: str, fmt: str | None = None) -> Any:
-    """Parse YAML or JSON text (safe loaders only) or raise a located InstanceError."""
-    data, issues = _parse(text, source, fmt)
-    if issues:
-        raise InstanceError(issues, source)
-    return data
-
-
 def _human(nbytes: int) -> str:
     if nbytes < 2**10:
         return f"{nbytes} bytes"
@@ -497,18 +203,35 @@ def _human(nbytes: int) -> str:
     return f"{nbytes / 2**30:.1f} GiB"
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _regular(mode: int, what: str, source: str) -> None:
+    """Refuse anything but a regular file, naming what it is."""
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise InstanceError([Issue("", f"cannot read {what} file: it is {kind}, not a regular "
+                               "file")], source)
+
+
 def _read_text(path: Path, what: str) -> str:
     source = str(path)
     limit = max_input_bytes()
     over = (f"over the {_human(limit)} input limit (set GPUALLOC_MAX_INPUT_MB to "
             "raise it)")
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > limit:
-                raise InstanceError([Issue("", f"file is {_human(size)}, {over}")],
+        _regular(os.stat(path).st_mode, what, source)  # a FIFO is never opened for reading
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            _regular(info.st_mode, what, source)  # swapped for another kind since the stat
+            if info.st_size > limit:
+                raise InstanceError([Issue("", f"file is {_human(info.st_size)}, {over}")],
                                     source)
-            raw = fh.read(limit + 1)  # a pipe or special file may not know its size
+            raw = fh.read(limit + 1)  # a file may grow while it is read
     except OSError as e:
         reason = e.strerror or str(e)
         raise InstanceError([Issue("", f"cannot read {what} file: {reason}")], source) from None
@@ -616,13 +339,49 @@ def save_instance(instance: Instance, path: str | Path) -> None:
     atomic_write_text(path, dump_model(instance, path))
 
 
+NEW_FILE_MODE = 0o644  # new output files, under the umask
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS shows it (Linux)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
 def _new_file_mode(path: Path) -> int:
+    """The mode of the file written at ``path``: an existing regular file's permission bits
+    (never its setuid, setgid or sticky bits), else ``NEW_FILE_MODE`` under the umask. A
+    symlink is replaced by a new file: its target's mode is not copied."""
     try:
-        return path.stat().st_mode & 0o7777
+        info = path.lstat()
     except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+        info = None
+    if info is not None and stat.S_ISREG(info.st_mode):
+        return stat.S_IMODE(info.st_mode) & 0o777
+    return NEW_FILE_MODE & ~_umask()
+
+
+SYSTEM_FOLDERS = (Path("/dev"), Path("/proc"), Path("/sys"))
+
+
+def _replaceable(path: Path) -> None:
+    """Raise ``OSError`` where a rename would do harm: under ``/dev``, ``/proc`` or ``/sys``
+    (``/dev/stdout`` is a link the rename would replace), or over a directory, a FIFO or a
+    device (reached through a link or not)."""
+    where = path.absolute()
+    if any(root == where or root in where.parents for root in SYSTEM_FOLDERS):
+        raise OSError(errno.EPERM, "not writing under a system folder", str(path))
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -633,10 +392,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
-    Readers see the old file or the new one, never a part; the file gets the permissions an
-    ordinary write would give it (not the temporary file's private 0600).
+    Readers see the old file or the new one, never a part. A new file gets ``0o644`` under the
+    umask (not the temporary file's private 0600), a replaced regular file keeps its
+    permission bits, and no setuid, setgid or sticky bit is ever set (see ``_new_file_mode``).
     """
     path = Path(path)
+    _replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -644,8 +405,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

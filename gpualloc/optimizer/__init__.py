@@ -11,6 +11,7 @@ from .backends import (
     get_backend,
 )
 from .model import LinearModel, build
+from .model.estimate import ModelEstimate, ModelTooLarge, check_memory, estimate
 from .solve import STRATEGIES, choose_strategy, solve
 
 __all__ = [
@@ -18,12 +19,16 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "LinearModel",
+    "ModelEstimate",
+    "ModelTooLarge",
     "Progress",
     "SolveParams",
     "available_backends",
     "backend_names",
     "build",
+    "check_memory",
     "choose_strategy",
+    "estimate",
     "get_backend",
     "solve",
 ]

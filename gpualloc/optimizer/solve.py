@@ -37,6 +37,7 @@ def solve(
     stability: float = 0.0,
     strategy: str = "auto",
     limits: dict[str, float] | None = None,
+    max_memory: int | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -57,8 +58,14 @@ def solve(
 
     ``limits``: extra limits for trade-off curves (``optimizer.limits``: total ``spend``, and
     ``changes`` of a re-plan). ``objective.kind: maxmin`` runs ``optimizer.fairness`` first.
+    ``max_memory`` (bytes): refuse with ``ModelTooLarge``, before building anything, a model
+    whose estimated peak memory (``optimizer.estimate``) is over it; None: no check.
     """
     began = time.perf_counter()
+    if max_memory is not None:
+        from .model.estimate import check_memory
+
+        check_memory(instance, max_memory)
     engine = get_backend(backend) if isinstance(backend, str) else backend
     params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
                          gap_tolerance=gap_tolerance, log=log_search)

@@ -16,6 +16,7 @@ import pickle
 import random
 import stat
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -31,6 +32,7 @@ from gpualloc.models import (
     Issue,
     instance_from_mapping,
     load_instance,
+    parsing,
     save_instance,
 )
 from gpualloc.models import io as gio
@@ -179,7 +181,90 @@ def test_save_is_atomic_and_leaves_normal_permissions(tmp_path: Path) -> None:
     save_instance(inst, fresh)
     mask = os.umask(0)
     os.umask(mask)
-    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~mask  # not the temp file's 0600
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644 & ~mask  # not the temp file's 0600
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+@pytest.mark.parametrize("umask, expected", [(0o002, 0o644), (0o077, 0o600), (0o022, 0o644)])
+def test_new_files_get_0644_under_the_umask(tmp_path: Path, umask: int, expected: int) -> None:
+    old = os.umask(umask)
+    try:
+        gio.atomic_write_text(tmp_path / "new.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == expected
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_no_setuid_setgid_or_sticky_bit_is_copied(tmp_path: Path) -> None:
+    target = tmp_path / "tool"
+    target.write_text("#!/bin/sh\n")
+    target.chmod(0o4755 | stat.S_ISGID | stat.S_ISVTX)
+    link = tmp_path / "out.json"
+    link.symlink_to(target)
+    gio.atomic_write_text(link, "{}\n")  # the symlink is replaced by a new, plain file
+    assert not link.is_symlink()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(link.stat().st_mode) == 0o644 & ~mask
+    assert stat.S_IMODE(target.stat().st_mode) & 0o7000 == 0o7000  # the target is untouched
+    assert target.read_text() == "#!/bin/sh\n"
+    gio.atomic_write_text(target, "{}\n")  # an existing file keeps rwx, never the rest
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_is_refused_without_being_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes
+    done = threading.Event()
+
+    def writer() -> None:  # feeds a reader if one ever opens it (so a bad loader cannot hang)
+        while not done.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: nobody reads
+                done.wait(0.01)
+                continue
+            os.write(fd, b"a: 1\n")
+            os.close(fd)
+            return
+
+    feeder = threading.Thread(target=writer, daemon=True)
+    feeder.start()
+    try:
+        err = errors_of(load_instance, fifo)
+    finally:
+        done.set()
+        feeder.join()
+    assert err.source == str(fifo)
+    assert report(err) == ["cannot read instance file: it is a FIFO (named pipe), not a "
+                           "regular file"]
+
+
+@pytest.mark.parametrize("what, where", [("a directory", "."), ("a character device",
+                                                               "/dev/null")])
+def test_other_special_files_are_refused(tmp_path: Path, what: str, where: str) -> None:
+    path = tmp_path if where == "." else Path(where)
+    if not path.exists():
+        pytest.skip(f"no {where}")
+    err = errors_of(gio.read_mapping, path, "plan")
+    assert report(err) == [f"cannot read plan file: it is {what}, not a regular file"]
+
+
+def test_a_file_swapped_for_a_fifo_after_the_stat_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "x.yaml", "a: 1\n")
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> Any:  # what fstat would say had a FIFO replaced the file
+        st = real_fstat(fd)
+        return os.stat_result((stat.S_IFIFO | 0o644, *tuple(st)[1:10]))
+
+    monkeypatch.setattr(gio.os, "fstat", fstat)
+    err = errors_of(load_instance, path)
+    assert report(err) == ["cannot read instance file: it is a FIFO (named pipe), not a "
+                           "regular file"]
 
 
 def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -448,13 +533,26 @@ def test_instance_from_mapping_passes_source_and_prior_issues() -> None:
 
 
 # -- malformed text -----------------------------------------------------------------------------
+@pytest.fixture(params=["libyaml", "python"])
+def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both YAML parsers (libyaml where PyYAML has it, and the pure-Python fallback)."""
+    if request.param == "libyaml" and not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
+    monkeypatch.setattr(parsing, "USE_LIBYAML", request.param == "libyaml")
+    return request.param
+
+
+# (text, location, message start: one for both parsers, or (pure Python, libyaml))
 @pytest.mark.parametrize("text, where, start", [
     ("name: t\nhorizon: {periods: 4\nclusters: []\n", "line 3, column 9",
-     "malformed YAML: expected ',' or '}', but got ':'"),
-    ("name: t\n  horizon: 4\n", "line 2, column 10", "malformed YAML: mapping values are not "
-     "allowed here"),
-    ("name: t\njobs:\n\t- x\n", "line 3, column 1", "malformed YAML: found character '\\t' that "
-     "cannot start any token"),
+     ("malformed YAML: expected ',' or '}', but got ':'",
+      "malformed YAML: did not find expected ',' or '}'")),
+    ("name: t\n  horizon: 4\n", "line 2, column 10",
+     ("malformed YAML: mapping values are not allowed here",
+      "malformed YAML: mapping values are not allowed in this context")),
+    ("name: t\njobs:\n\t- x\n", "line 3, column 1",
+     ("malformed YAML: found character '\\t' that cannot start any token",
+      "malformed YAML: found character that cannot start any token")),
     ("name: 'unterminated\n", "line 2, column 1", "malformed YAML: found unexpected end of "
      "stream"),
     ("a: 1\n---\nb: 2\n", "line 2, column 1", "malformed YAML: but found another document"),
@@ -463,13 +561,17 @@ def test_instance_from_mapping_passes_source_and_prior_issues() -> None:
      "month must be in 1..12"),
     ("n: " + "9" * 5000 + "\n", "line 1, column 4", "malformed YAML: cannot read '999"),
     ("name: t\x00\n", "line 1, column 8", "character U+0000 is not allowed in YAML"),
+    ("näme: t\x00\n", "line 1, column 8", "character U+0000 is not allowed in YAML"),
 ])
 def test_malformed_yaml_has_line_and_column(tmp_path: Path, text: str, where: str,
-                                            start: str) -> None:
+                                            start: str | tuple[str, str],
+                                            yaml_parser: str) -> None:
     err = load_errors(tmp_path, text)
     assert len(err.issues) == 1
     issue = err.issues[0]
     assert issue.location == where, str(issue)
+    if isinstance(start, tuple):
+        start = start[yaml_parser == "libyaml"]
     assert issue.message.startswith(start), str(issue)
 
 
@@ -667,7 +769,7 @@ def test_tags_are_refused_and_never_executed(tmp_path: Path, tag: str) -> None:
                                   "nothing in them is executed")
 
 
-def test_billion_laughs_is_refused_quickly(tmp_path: Path) -> None:
+def test_billion_laughs_is_refused_quickly(tmp_path: Path, yaml_parser: str) -> None:
     lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for k in range(1, 10):
         prev, cur = chr(ord("a") + k - 1), chr(ord("a") + k)
@@ -680,15 +782,48 @@ def test_billion_laughs_is_refused_quickly(tmp_path: Path) -> None:
     assert "billion laughs" in err.issues[0].message
 
 
-def test_too_many_aliases(tmp_path: Path) -> None:
-    text = "a: &a 1\nb: [" + ", ".join(["*a"] * (gio.MAX_ALIASES + 1)) + "]\n"
+def test_many_aliases_are_fine(yaml_parser: str) -> None:
+    # 15,000 alias uses: a big instance sharing a few anchors (refused before as "more than
+    # 10000 aliases"); the bound is on what they expand to, not on their number
+    data = parse_text("a: &a [1, 2]\nb: [" + ", ".join(["*a"] * 15_000) + "]\n", "x.yaml")
+    assert len(data["b"]) == 15_000 and data["b"][-1] == [1, 2]
+
+
+def test_an_alias_bomb_of_characters_is_refused(tmp_path: Path, yaml_parser: str) -> None:
+    # few nodes, but each alias repeats a 60,000-character string: 120 M characters
+    text = f"a: &a {'x' * 60_000}\nb: [" + ", ".join(["*a"] * 2_000) + "]\n"
     err = load_errors(tmp_path, text)
-    assert err.issues[0].message == (f"more than {gio.MAX_ALIASES} aliases: refusing a "
-                                     "possible alias bomb")
+    assert len(err.issues) == 1
+    assert err.issues[0].message == (f"aliases expand the document by more than "
+                                     f"{gio.MAX_ALIAS_CHARS:,} characters: refusing a possible "
+                                     "alias bomb")
     assert err.issues[0].location.startswith("line 2, column ")
 
 
-def test_modest_aliases_are_fine(tmp_path: Path) -> None:
+def test_an_over_long_scalar_is_refused_before_it_is_read(tmp_path: Path,
+                                                         yaml_parser: str) -> None:
+    path = tmp_path / "long.yaml"
+    path.write_text("name: t\nnote: " + "y" * 20_000_000 + "\nhorizon: {periods: 4}\n")
+    err = errors_of(load_instance, path)
+    assert len(err.issues) == 1
+    issue = err.issues[0]
+    if yaml_parser == "libyaml":  # the composer sees the scalar's length before building it
+        assert str(issue) == (f"line 2, column 7: a scalar of 20,000,000 characters, over the "
+                              f"limit of {gio.MAX_SCALAR_CHARS:,}")
+    else:  # the pure-Python scanner would take seconds: the raw lines are checked first
+        assert str(issue) == (f"line 2, column 1: a scalar longer than {gio.MAX_SCALAR_CHARS:,} "
+                              "characters")
+
+
+def test_a_long_folded_scalar_is_refused(tmp_path: Path, yaml_parser: str) -> None:
+    # short lines, one long scalar: the composer's check catches it in both parsers
+    text = "name: t\nnote: >\n" + "  word word word\n" * 10_000
+    err = load_errors(tmp_path, text)
+    assert [i.location for i in err.issues] == ["line 2, column 7"]
+    assert err.issues[0].message.startswith("a scalar of 150,000 characters, over the limit")
+
+
+def test_modest_aliases_are_fine(tmp_path: Path, yaml_parser: str) -> None:
     text = dump(full(), ".yaml").replace(
         "  options:\n  - accelerator: H20\n    gpus: 16\n    periods: 1",
         "  options: &opts\n  - accelerator: H20\n    gpus: 16\n    periods: 1", 1)
@@ -700,7 +835,7 @@ def test_modest_aliases_are_fine(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: [1, *a]}\n"])
-def test_recursive_alias(tmp_path: Path, text: str) -> None:
+def test_recursive_alias(tmp_path: Path, text: str, yaml_parser: str) -> None:
     err = load_errors(tmp_path, text)
     assert len(err.issues) == 1
     assert err.issues[0].location.startswith("line 1, column ")
@@ -708,7 +843,7 @@ def test_recursive_alias(tmp_path: Path, text: str) -> None:
                                      "data is not allowed)")
 
 
-def test_alias_nesting_past_the_depth_limit(tmp_path: Path) -> None:
+def test_alias_nesting_past_the_depth_limit(tmp_path: Path, yaml_parser: str) -> None:
     # each level nests the previous one through an alias: shallow text, deep data
     lines = ["l0: &l0 [1]"] + [f"l{k}: &l{k} [[[[*l{k - 1}]]]]" for k in range(1, 20)]
     err = load_errors(tmp_path, "\n".join(lines) + "\n")
@@ -724,7 +859,7 @@ def test_alias_nesting_past_the_depth_limit(tmp_path: Path) -> None:
     ("deep.json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),
     ("some.json", '{"a": ' + "[" * 100 + "]" * 100 + "}"),
 ])
-def test_deep_nesting_is_refused(tmp_path: Path, name: str, text: str) -> None:
+def test_deep_nesting_is_refused(tmp_path: Path, name: str, text: str, yaml_parser: str) -> None:
     started = time.perf_counter()
     err = load_errors(tmp_path, text, name)
     assert time.perf_counter() - started < 5
@@ -851,7 +986,7 @@ def test_random_mutations_through_files(tmp_path: Path) -> None:
                     assert e.issues and all(i.message.strip() for i in e.issues)
 
 
-def test_loader_never_leaks_other_exceptions(tmp_path: Path) -> None:
+def test_loader_never_leaks_other_exceptions(tmp_path: Path, yaml_parser: str) -> None:
     texts = ["a: !!binary ===\n", "a: !!timestamp nope\n", "a: !!int x\n", "a: !!float x\n",
              "? !!python/none\n: 1\n", "a: *undefined\n", "&a a: 1\n&a b: 2\n", "%YAML 9.9\n--- 1",
              "a: !!set {x: 1}\n", "- &x a\n- *x\n", "\x85\u2028: 1\n", "a: |\n bad\n  more\n"]
@@ -874,3 +1009,26 @@ def test_unreadable_file(tmp_path: Path) -> None:
         assert report(err) == ["cannot read instance file: Permission denied"]
     finally:
         path.chmod(0o600)
+
+
+@pytest.mark.parametrize("where", ["/dev/stdout", "/dev/gpualloc-test.json", "/proc/x.json"])
+def test_the_atomic_writer_never_replaces_system_files(where: str) -> None:
+    before = os.lstat("/dev/stdout") if os.path.lexists("/dev/stdout") else None
+    with pytest.raises(OSError, match="system folder"):
+        gio.atomic_write_text(where, "{}\n")
+    if before is not None:
+        after = os.lstat("/dev/stdout")
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert not os.path.exists("/dev/gpualloc-test.json")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_the_atomic_writer_never_replaces_a_fifo_or_a_link_to_one(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.json"
+    link.symlink_to(fifo)
+    for path in (fifo, link, tmp_path):
+        with pytest.raises(OSError):
+            gio.atomic_write_text(path, "{}\n")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink()

@@ -286,7 +286,8 @@ def _spy_highs(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None:
     def spy(self: Any) -> Any:
         seen.update(time_limit=option(self, "time_limit"), seed=option(self, "random_seed"),
                     workers=option(self, "threads"),
-                    gap_tolerance=option(self, "mip_rel_gap"))
+                    gap_tolerance=option(self, "mip_rel_gap"),
+                    abs_gap=option(self, "mip_abs_gap"))
         return run(self)
 
     monkeypatch.setattr(highspy.Highs, "run", spy)
@@ -307,7 +308,12 @@ def test_parameters_reach_the_solver(exact_backend: str, monkeypatch: pytest.Mon
     assert 9.0 <= seen["time_limit"] <= 11.0
     assert seen["seed"] in (7, 8)  # CBC's seeds are 1-based (seed + 1); 0 means "default"
     assert seen["workers"] == 2
-    assert close(seen["gap_tolerance"], 1e-3)
+    if exact_backend == "highs":  # scaled so that a HiGHS stop implies ours (highs_gaps)
+        bound = build(MEDIUM()).trivial_bound()
+        assert 0 < seen["gap_tolerance"] <= 1e-3
+        assert 1e-3 <= seen["abs_gap"] <= 1e-3 * max(1.0, abs(bound))
+    else:
+        assert close(seen["gap_tolerance"], 1e-3)
 
 
 def test_seed_changes_reach_the_solver(exact_backend: str,
@@ -415,3 +421,62 @@ def test_a_bound_below_the_plan_is_ignored() -> None:
     assert plan.objective is not None and plan.objective >= 5.0
     assert plan.status == SolveStatus.FEASIBLE  # not confirmed by a bound of 1 < 5
     assert plan.bound is not None and plan.bound >= 10.0  # the trivial bound instead
+
+
+# -- a cost weight: HiGHS once stopped early below the optimum (issue 18) ----------------------
+def _cost_weighted(seed: int) -> Instance:
+    from gpualloc.models import Objective
+    from gpualloc.sources.generate import generate
+
+    inst = generate(clusters=3, startups=4, jobs=20, periods=10, seed=seed)
+    return inst.model_copy(update={"objective": Objective(cost_weight=0.5)})
+
+
+@functools.cache
+def _cost_weighted_optima(seed: int) -> tuple[float, ...]:
+    return tuple(solve_checked(_cost_weighted(seed), b, time_limit=20).objective
+                 for b in EXACT_BACKENDS)
+
+
+# seed 5: HiGHS said "Optimal" after 0 nodes and returned the greedy warm start, 47% below
+@pytest.mark.parametrize("seed", [5, 11])
+def test_backends_agree_with_a_cost_weight(exact_backend: str, seed: int) -> None:
+    instance = _cost_weighted(seed)
+    plan = solve_checked(instance, exact_backend, time_limit=20)
+    optima = _cost_weighted_optima(seed)
+    assert all(close(o, optima[0]) for o in optima), dict(zip(EXACT_BACKENDS, optima,
+                                                              strict=True))
+    assert_optimum(plan, max(optima), exact_backend)
+    if exact_backend == "highs" and "highs_rerun" in plan.summary:  # the early stop is told
+        assert plan.summary["highs_rerun"].startswith("claimed optimal")
+
+
+def test_highs_gaps_imply_ours() -> None:
+    # whatever objective o <= bound b HiGHS stops at inside [low, high], its stop (gap within
+    # mip_abs_gap or mip_rel_gap * |o|) means ours: b - o <= 1e-6 * max(1, |b|)
+    from gpualloc.optimizer.backends.mip import highs_gaps
+
+    for low, high in [(10.0, 40.0), (-37844.7, -25802.5), (-5.0, 3.0), (None, -100.0),
+                      (None, 50.0), (0.2, 0.5)]:
+        rel, absolute = highs_gaps(1e-6, low, high)
+        first = high - 1e6 if low is None else low
+        points = [first + (high - first) * k / 20 for k in range(21)] + [0.0]
+        points = [x for x in points if first <= x <= high]
+        for b in points:
+            ours = 1e-6 * max(1.0, abs(b))
+            assert absolute <= ours * (1 + 1e-12), (low, high, b)
+            for o in (x for x in points if x <= b):
+                assert rel * abs(o) <= ours * (1 + 1e-12), (low, high, b, o)
+
+
+def test_an_unproven_highs_optimum_is_only_feasible() -> None:
+    from gpualloc.optimizer.backends.mip import unproven_optimum
+
+    model = build(_cost_weighted(5))
+    values = [0.0] * model.num_vars
+    sound = BackendResult("optimal", values, model.objective_value(values), {})
+    assert unproven_optimum(model, sound, 1e-6) is None
+    claimed = BackendResult("optimal", values, model.objective_value(values) + 10.0, {})
+    early = unproven_optimum(model, claimed, 1e-6)
+    assert early is not None and early.status == "feasible" and early.values == values
+    assert "highs_early_stop" in early.stats

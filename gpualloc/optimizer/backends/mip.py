@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from ..model.formulation import LinearModel
@@ -380,6 +381,29 @@ class HighsBackend:
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None) -> BackendResult:
+        """One HiGHS run; when it claims an optimum its bound does not prove (an early stop),
+        one more run without the warm start in the time left (see ``unproven_optimum``)."""
+        began = time.perf_counter()
+        first = self._solve_once(model, params, start, progress)
+        early = unproven_optimum(model, first, params.gap_tolerance)
+        if early is None:
+            return first
+        left = None if params.time_limit is None else \
+            params.time_limit - (time.perf_counter() - began)
+        if left is not None and left < 0.05:
+            return early
+        log.debug("HiGHS stopped early: %s; running it again", early.stats["highs_early_stop"])
+        again = self._solve_once(model, replace(params, time_limit=left), None, progress)
+        if again.values is None:
+            return early
+        checked = unproven_optimum(model, again, params.gap_tolerance) or again
+        checked.stats["highs_rerun"] = early.stats["highs_early_stop"]  # the plan says so
+        better = model.objective_value(again.values) >= model.objective_value(early.values)
+        return checked if better else early
+
+    def _solve_once(self, model: LinearModel, params: SolveParams,
+                    start: list[float] | None = None,
+                    progress: ProgressCallback | None = None) -> BackendResult:
         import highspy
         import pulp
 
@@ -419,7 +443,9 @@ class HighsBackend:
         remaining = None
         if params.time_limit is not None:
             remaining = max(0.01, params.time_limit - (time.perf_counter() - began))
-        solver = _Highs(msg=params.log, timeLimit=remaining, gapRel=params.gap_tolerance,
+        low = model.objective_value(start) if start is not None else None
+        rel_gap, abs_gap = highs_gaps(params.gap_tolerance, low, model.trivial_bound())
+        solver = _Highs(msg=params.log, timeLimit=remaining, gapRel=rel_gap, gapAbs=abs_gap,
                         threads=max(1, params.workers), random_seed=params.seed,
                         mip_feasibility_tolerance=1e-7)
         with self._lock:
@@ -451,3 +477,39 @@ class HighsBackend:
         if values is not None:
             return BackendResult("feasible", values, bound, stats)
         return BackendResult("unknown", None, bound, stats)
+
+
+def highs_gaps(tolerance: float, low: float | None, high: float) -> tuple[float, float]:
+    """HiGHS's ``mip_rel_gap`` and ``mip_abs_gap`` for our gap ``tolerance``, when the optimum
+    lies in ``[low, high]`` (a feasible objective, e.g. the warm start's, and a proven upper
+    bound; ``low`` None: unknown). HiGHS stops when ``bound - objective`` is at most
+    ``mip_abs_gap`` or ``mip_rel_gap * |objective|``; ``solve`` calls a plan optimal when it is
+    at most ``tolerance * max(1, |bound|)``. Both gaps are scaled so that either HiGHS stop
+    implies ours: by the smallest ``|bound|`` possible in the range, and by the largest
+    ``|objective|``. (PuLP's HiGHS interface passes ``gapRel`` and ``gapAbs`` on as these two
+    options and leaves HiGHS's defaults, 1e-4 and 1e-6, when they are not given.)"""
+    if low is None:
+        smallest = 0.0 if high >= 0 else abs(high)
+        largest = math.inf
+    else:
+        low = min(low, high)
+        smallest = 0.0 if low <= 0 <= high else min(abs(low), abs(high))
+        largest = max(abs(low), abs(high), 1.0)
+    absolute = tolerance * max(1.0, smallest)
+    return absolute / largest, absolute
+
+
+def unproven_optimum(model: LinearModel, result: BackendResult,
+                     tolerance: float) -> BackendResult | None:
+    """``result`` as ``feasible`` when HiGHS called it optimal but its own bound does not prove
+    the plan it returned within ``tolerance`` (seen with a warm start on cost-weighted
+    instances: "Optimal" after one node, the plan being the start); None when it is sound."""
+    if result.status != "optimal" or result.values is None or result.bound is None:
+        return None
+    objective = model.objective_value(result.values)
+    gap = result.bound - objective
+    if gap <= tolerance * max(1.0, abs(result.bound)) + 1e-9 * max(1.0, abs(objective)):
+        return None
+    stats = {**result.stats, "highs_early_stop": f"claimed optimal {objective:.6g} with bound "
+             f"{result.bound:.6g}"}
+    return BackendResult("feasible", result.values, result.bound, stats)
