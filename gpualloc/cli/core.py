@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +41,9 @@ from .reports import write_report
 def solve(
     instance: InstanceArg = None,
     backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
-    time_limit: Annotated[float, typer.Option(help="Seconds, model building included.")] = 60.0,
+    time_limit: Annotated[float, typer.Option(
+        help="Seconds for the whole command: loading, model building, solving and writing."
+    )] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Solver threads (1 = deterministic).")] = 1,
     gap: Annotated[float, typer.Option(help="Relative gap to prove optimality.")] = 1e-6,
@@ -58,31 +64,43 @@ def solve(
              "side by side from 2 workers).")] = "auto",
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
-    inst = load(instance)
-    start = None
-    if warm_start is not None:
-        with input_errors():
-            start = models.load_plan(warm_start)
-
-    replan = replan_options(previous, now, stability)
-    with input_errors():
-        engine = optimizer.get_backend(backend)
     if time_limit <= 0:
         fail("--time-limit must be positive")
+    # The limit covers the whole process: what the interpreter and imports took already counts.
+    stop = optimizer.Stop(time_limit - process_age())
     if strategy not in optimizer.STRATEGIES:
         fail(f"--strategy must be one of {', '.join(optimizer.STRATEGIES)}, not {strategy!r}")
-    plan, interrupted = _solve_live(inst, engine, time_limit=time_limit, seed=seed,
-                                    workers=workers, gap_tolerance=gap, warm_start=start,
-                                    strategy=strategy, show=not quiet and out.is_terminal,
-                                    **replan)
-    if out_path is not None and (plan.is_feasible or not interrupted):
+    with input_errors():
+        engine = optimizer.get_backend(backend)
+
+    def prepare() -> dict[str, Any]:  # in the worker: a signal may stop the command meanwhile
+        inst = load(instance)
+        start = None
+        if warm_start is not None:
+            with input_errors():
+                start = models.load_plan(warm_start)
+        return {"inst": inst, "warm_start": start,
+                **replan_options(previous, now, stability)}
+
+    result = _solve_live(prepare, engine, stop, show=not quiet and out.is_terminal,
+                         time_limit=time_limit, seed=seed, workers=workers,
+                         gap_tolerance=gap, strategy=strategy)
+    if result.plan is None:  # interrupted before there was any plan
+        err.print(f"[yellow]interrupted:[/yellow] {result.why}; no plan written")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    inst, plan, interrupted = result.inst, result.plan, result.interrupted
+    no_plan = plan.summary.get("no_plan")
+    if no_plan:
+        err.print(f"[red]{no_plan}[/red]")
+    keep = not no_plan and (plan.is_feasible or not interrupted)
+    if out_path is not None and keep:
         models.save_plan(plan, out_path, inst)
     print_plan(inst, plan, brief=quiet)
-    if replan:
+    if previous is not None:
         print_changes(plan)
-    if out_path is not None:
+    if out_path is not None and keep:
         out.print(f"plan written to {out_path}")
-    if report_path is not None and (plan.is_feasible or not interrupted):
+    if report_path is not None and keep:
         write_report(inst, plan, report_path)
     if interrupted:
         err.print("[yellow]interrupted:[/yellow] best plan so far returned")
@@ -91,56 +109,95 @@ def solve(
         raise typer.Exit(EXIT_NO_PLAN)
 
 
-def _solve_live(inst: Instance, engine: optimizer.Backend, show: bool,
-                **kwargs: Any) -> tuple[Plan, bool]:
-    """Solve with a live incumbent/bound line; SIGINT/SIGTERM stop the search gracefully.
-
-    The solve runs in a worker thread while the main thread waits in short slices: Python runs
-    signal handlers only in the main thread, between bytecodes, so a solver blocking the main
-    thread in native code would hold the handler (and the stop) back until its time limit.
-    """
-    interrupted = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        interrupted.set()
-        halt: Callable[[], None] | None = getattr(engine, "stop", None)
-        if halt is not None:
-            halt()
-
-    def run(**extra: Any) -> Plan:
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["plan"] = optimizer.solve(inst, engine, **kwargs, **extra)
-            except BaseException as e:  # re-raised in the main thread below
-                box["error"] = e
-
-        worker = threading.Thread(target=work, name="gpualloc-solve", daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
-        if "error" in box:
-            raise box["error"]
-        return box["plan"]
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+def process_age() -> float:
+    """Seconds since this process started (0.0 where ``/proc`` cannot tell)."""
     try:
-        if not show:
-            plan = run()
-            return plan, interrupted.is_set()
-        with Live(console=err, refresh_per_second=4, transient=True) as live:
-            live.update("building the model ...")
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
-            def progress(p: optimizer.Progress) -> None:
-                live.update(f"[cyan]{p.seconds:6.1f}s[/cyan]  incumbent {fmt(p.objective)}  "
-                            f"bound {fmt(p.bound)}  gap {pct(p.gap)}")
 
-            plan = run(progress=progress)
-            return plan, interrupted.is_set()
+GRACE = 1.5  # seconds the command waits for the solve after a signal before it gives up
+RESERVE = 0.3  # seconds kept back from the solve for writing and printing the plan ...
+RESERVE_PER_JOB = 1e-4  # ... plus this per job
+
+
+@dataclass
+class _Outcome:
+    inst: Instance | None = None
+    plan: Plan | None = None
+    interrupted: bool = False
+    why: str = ""
+
+
+def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend,
+                stop: optimizer.Stop, show: bool, **kwargs: Any) -> _Outcome:
+    """Load and solve in a worker thread under ``stop``; SIGINT/SIGTERM request the stop.
+
+    The main thread waits in short slices: Python runs signal handlers only in the main
+    thread, between bytecodes, so a solver blocking it in native code would hold the handler
+    (and the stop) back. After a signal every phase returns within a second or two; if the
+    worker has not returned ``GRACE`` s after it, the command ends without a plan.
+    """
+    box: dict[str, Any] = {}
+    outcome = _Outcome()
+    live: Live | None = None
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.request()
+        box.setdefault("signalled", time.monotonic())
+
+    def progress(p: optimizer.Progress) -> None:
+        if live is not None:
+            live.update(f"[cyan]{p.seconds:6.1f}s[/cyan]  incumbent {fmt(p.objective)}  "
+                        f"bound {fmt(p.bound)}  gap {pct(p.gap)}")
+
+    def work() -> None:
+        try:
+            loaded = prepare()
+            inst = box["inst"] = loaded.pop("inst")
+            if live is not None:
+                live.update("building the model ...")
+            left = stop.remaining()
+            reserve = RESERVE + RESERVE_PER_JOB * len(inst.jobs)
+            solve_stop = stop.child(seconds=None if left is None else
+                                    max(0.0, left - min(reserve, 0.25 * left)))
+            box["plan"] = optimizer.solve(inst, engine, stop=solve_stop,
+                                          progress=progress if live is not None else None,
+                                          **kwargs, **loaded)
+        except BaseException as e:  # re-raised in the main thread below
+            box["error"] = e
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with contextlib.ExitStack() as stack:
+            if show:
+                live = stack.enter_context(Live(console=err, refresh_per_second=4,
+                                                transient=True))
+                live.update("loading ...")
+            worker = threading.Thread(target=work, name="gpualloc-solve", daemon=True)
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.05)
+                signalled = box.get("signalled")
+                if signalled is not None and time.monotonic() - signalled > GRACE:
+                    outcome.why = "the solve did not return in time"
+                    break
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    outcome.interrupted = stop.interrupted
+    if "error" in box:
+        if outcome.interrupted and not isinstance(box["error"], typer.Exit | SystemExit):
+            outcome.why = f"stopped while loading ({type(box['error']).__name__})"
+            return outcome
+        raise box["error"]
+    outcome.inst, outcome.plan = box.get("inst"), box.get("plan")
+    if outcome.plan is None and not outcome.why:
+        outcome.why = "stopped before the model was built"
+    return outcome
 
 
 def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:

@@ -119,11 +119,16 @@ def _screen(cands: np.ndarray, mat, lhs: np.ndarray, limit: np.ndarray,
     """The candidates (in their order) whose every row still has room for them."""
     if len(cands) == 0:
         return cands
-    take = concat_ranges(mat.col_ptr, np.unique(cands))
-    r = mat.col_rows[take]
-    over = lhs[r] + mat.col_vals[take] > limit[r]
+    room = limit - lhs
+    if 4 * len(cands) >= mat.n:  # most columns: every entry at once is cheaper than a gather
+        over = np.flatnonzero(mat.col_vals > room[mat.col_rows])
+        bad_cols = entry_col[over]
+    else:
+        take = concat_ranges(mat.col_ptr, cands)
+        over = mat.col_vals[take] > room[mat.col_rows[take]]
+        bad_cols = entry_col[take[over]]
     bad = np.zeros(mat.n, dtype=bool)
-    bad[entry_col[take[over]]] = True
+    bad[bad_cols] = True
     return cands[~bad[cands]]
 
 

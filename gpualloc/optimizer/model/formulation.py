@@ -93,11 +93,11 @@ class LinearModel:
             "nonzeros": sum(len(r.vars) for r in self.rows),
         }
 
-    def matrix(self):  # -> model.matrix.Matrix
-        """The shared sparse-matrix view of the rows (built once, cached)."""
+    def matrix(self, stop: Stop | None = None):  # -> model.matrix.Matrix
+        """The shared sparse-matrix view of the rows (built once, cached; see ``matrix``)."""
         from .matrix import matrix
 
-        return matrix(self)
+        return matrix(self, stop)
 
     def forced_jobs(self) -> set[str]:
         """Jobs that must run: those with an ``== 1`` assignment row (mandatory or frozen)."""
@@ -108,26 +108,32 @@ class LinearModel:
         """A proven upper bound on ``sum objective * x`` (without ``objective_offset``, like
         every backend's bound): every job at its best placement, ignoring all shared rows."""
         forced = self.forced_jobs()
-        total = 0.0
-        for job, idx in self.by_job.items():
-            if idx:
-                best = max(self.objective[i] for i in idx)
-                total += best if job in forced else max(0.0, best)
-        return total
+        jobs = [(job, idx) for job, idx in self.by_job.items() if idx]
+        if not jobs:
+            return 0.0
+        order = np.fromiter((i for _, idx in jobs for i in idx), np.int64)
+        firsts = np.cumsum([0] + [len(idx) for _, idx in jobs[:-1]])
+        best = np.maximum.reduceat(np.asarray(self.objective, dtype=np.float64)[order], firsts)
+        must = np.fromiter((job in forced for job, _ in jobs), bool, len(jobs))
+        return float(sum(np.where(must, best, np.maximum(best, 0.0)).tolist(), 0.0))
 
     def objective_value(self, values: list[float]) -> float:
+        return sum(self.objective[i] for i in self.chosen(values))
+
+    def chosen(self, values: list[float]) -> list[int]:
+        """The variables set (> 0.5) in ``values``, in index order."""
         if len(values) != self.num_vars:
             raise ValueError(f"{len(values)} values for {self.num_vars} variables")
-        return sum(c for c, v in zip(self.objective, values, strict=True) if v > 0.5)
+        return np.flatnonzero(np.asarray(values, dtype=np.float64) > 0.5).tolist()
 
     def decode(self, values: list[float]) -> list[Assignment]:
         """Assignments of a 0/1 solution vector."""
         out = []
-        for p, v in zip(self.placements, values, strict=True):
-            if v > 0.5:
-                out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
-                                      gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
-                                      value=p.value, option=p.option))
+        for i in self.chosen(values):
+            p = self.placements[i]
+            out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
+                                  gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
+                                  value=p.value, option=p.option))
         return out
 
     def encode(self, assignments: list[Assignment]) -> list[float]:
@@ -153,7 +159,7 @@ def build(instance: Instance, stop: Stop | None = None) -> LinearModel:
     ``StopRequested`` (its detail: the placements made so far)."""
     model = LinearModel()
     check = _checker(model, stop)
-    with _gc_paused():
+    with gc_paused():
         blocks = _add_placements(model, instance, check)
         check()
         _assignment_rows(model, instance)
@@ -163,7 +169,8 @@ def build(instance: Instance, stop: Stop | None = None) -> LinearModel:
         _credit_rows(model, instance, blocks)
         check()
         _cap_rows(model, instance, blocks)
-    check()
+        check()
+        model.matrix(stop)  # every consumer shares it: built here, under the same stop
     return model
 
 
@@ -177,7 +184,7 @@ def _checker(model: LinearModel, stop: Stop | None):
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cycle collector: a big model is millions of new lists and placements, none in
     a cycle, and collection passes over them would take a third of the build."""
     enabled = gc.isenabled()

@@ -97,6 +97,9 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     # (HiGHS releases the GIL while it solves); it may take most of the budget.
     lp_out: list[LpBound] = []
     lp_stop = stop.child(seconds=None if not timed else max(0.0, left() - 1.0))
+    if timed and left() < 2.0:
+        lp_stop.request()  # no time for the LP to give anything
+        skipped["lp"] = "less than 2 s left"
     lp_run = LpRun()
     seed_columns = [1.0 if v > 0.5 else 0.0 for v in first]
     lp_thread = threading.Thread(
@@ -138,6 +141,14 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     values = [1.0 if v > 0.5 else 0.0 for v in values]
     stats["start"] = source
     stats["start_objective"] = best
+    if stop.stopped or (max_rounds is None and left() < 0.5):  # no time to set up a search
+        skipped["search"] = f"{stop.why() or 'time limit'} before the search"
+        lp_stop.request()
+        lp_thread.join(timeout=1.0)
+        if lp_out and lp_out[0].bound is not None:
+            bound = min(bound, lp_out[0].bound + model.objective_offset)
+        stats["lns_skipped"] = [f"{k}: {v}" for k, v in skipped.items()]
+        return BackendResult("feasible", values, bound - model.objective_offset, stats)
 
     def report() -> None:
         if progress is not None:
