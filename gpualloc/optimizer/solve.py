@@ -90,7 +90,8 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
     try:
         model = build(instance, stop=stop)
     except StopRequested as e:
-        why = f"the {e.why} ended while building the model ({e.detail})"
+        cause = "the time limit ended" if e.why == "time limit" else "interrupted"
+        why = f"{cause} while building the model ({e.detail})"
         return _without_model(instance, engine.name, params, began, why, warm_start)
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
     replan = None
