@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from ..stop import Stop, StopRequested
 
-if TYPE_CHECKING:
-    from .formulation import LinearModel
+LinearModel = Any  # formulation.LinearModel (which imports this module: no import back)
 
 SENSES = {"<=": 0, ">=": 1, "==": 2}
 CHUNK_ROWS = 2000
