@@ -163,12 +163,12 @@ def build(instance: Instance, stop: Stop | None = None) -> LinearModel:
         blocks = _add_placements(model, instance, check)
         check()
         _assignment_rows(model, instance)
-        _capacity_rows(model, instance)
+        _capacity_rows(model, instance, check)
         check()
         _precedence_rows(model, instance, blocks, check)
         _credit_rows(model, instance, blocks)
         check()
-        _cap_rows(model, instance, blocks)
+        _cap_rows(model, instance, blocks, check)
         check()
         model.matrix(stop)  # every consumer shares it: built here, under the same stop
     return model
@@ -287,11 +287,11 @@ def _assignment_rows(model: LinearModel, instance: Instance) -> None:
                                   "<=", 1.0))
 
 
-def _capacity_rows(model: LinearModel, instance: Instance) -> None:
-    model.rows.extend(capacity_rows(model, instance))
+def _capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) -> None:
+    model.rows.extend(capacity_rows(model, instance, check))
 
 
-def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
+def capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) -> list[Row]:
     """Rule 4 rows of ``instance``'s pools over ``model``'s placements (implied rows left out)."""
     horizon = instance.horizon.periods
     number: dict[tuple[str, str], int] = {}
@@ -316,6 +316,7 @@ def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
     coef = [float(p.gpus) for p in placements]
     rows = []
     for cluster in instance.clusters:
+        check()
         for pool in cluster.pools:
             k = number[(cluster.id, pool.accelerator)] * horizon
             for t in range(horizon):
@@ -388,7 +389,8 @@ def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -
                               [model.placements[i].cost for i in idx], "<=", startup.credits))
 
 
-def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block],
+              check=lambda: None) -> None:
     horizon = instance.horizon.periods
     start = np.array([p.start for p in model.placements], np.int64)
     end = start + np.array([p.periods for p in model.placements], np.int64)
@@ -397,6 +399,7 @@ def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> N
         share = None if cap.share_of is None else _Uses(instance, cap, cap.share_of, blocks,
                                                         start, end)
         for window in cap.windows(horizon):
+            check()
             label = f"{window.start}" if len(window) == 1 else f"{window.start}-{window[-1]}"
             terms = inside.terms(window)
             if cap.limit is not None and sum(terms.values()) > cap.limit:
