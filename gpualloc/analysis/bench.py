@@ -324,6 +324,15 @@ def process_checks(label: str, path: str | Path, instance: Instance, backend: st
     return rows
 
 
+def _default_signals() -> None:
+    """In the child: SIGINT and SIGTERM at their defaults (a bench started in the background
+    of a shell has SIGINT ignored, which its children would inherit)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def startup_seconds() -> float:
     """Seconds a fresh ``python -c "import gpualloc.cli"`` takes here."""
     import subprocess
@@ -349,7 +358,8 @@ def _process_run(label: str, path: str | Path, instance: Instance, backend: str,
         args = [sys.executable, "-m", "gpualloc.cli", "solve", str(path), "--quiet",
                 "--backend", backend, "--time-limit", str(limit), "--out", str(plan_path)]
         launched = time.monotonic()
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=_default_signals)
         signalled = None
         if signal_at is not None:
             try:

@@ -1,11 +1,26 @@
+# ruff: noqa: E402  (the early signal handlers go in before the other imports)
 """Core commands: solve, validate, schema, catalog, backends, bench."""
 
 from __future__ import annotations
 
-import contextlib
-import json
+import os
 import signal
 import sys
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM before a command has installed its own handlers (while the interpreter
+    imports): end at once with exit 130 and nothing written, never a traceback."""
+    os.write(2, b"interrupted while starting: nothing written\n")
+    os._exit(130)
+
+
+for _signal in (signal.SIGINT, signal.SIGTERM):  # as early as the CLI can: its first import
+    if signal.getsignal(_signal) in (signal.default_int_handler, signal.SIG_DFL):
+        signal.signal(_signal, _interrupted_while_starting)
+
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
