@@ -104,7 +104,8 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
         customize(model)
     skipped: dict[str, str] = {}
     name = engine.name
-    start = _start(model, engine, warm_start, stop, skipped)
+    work = stop.child(seconds=_search_seconds(stop, model))  # leaves time to make the plan
+    start = _start(model, engine, warm_start, work, skipped)
     start_valid = start is not None and not model.check(start)
     if start is not None and not start_valid:
         log.debug("warm start violates the model; passed as a hint only")
@@ -113,14 +114,13 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
         raw = BackendResult("infeasible", stats={"reason": model.infeasible})
     elif model.num_vars == 0:
         raw = BackendResult("optimal", [], 0.0)
-    elif stop.stopped:
-        skipped["search"] = f"{stop.why()} before the search"
+    elif work.stopped:
+        skipped["search"] = f"{work.why()} before the search"
         raw = BackendResult("unknown")
     else:
         chosen = choose_strategy(engine.name, model, strategy, workers)
-        search = stop.child(seconds=_search_seconds(stop, model))
         method = get_strategy(chosen)
-        raw = method.run(model, params, search, start, progress, engine=engine)
+        raw = method.run(model, params, work, start, progress, engine=engine)
         name = method.label or engine.name
     plan = _to_plan(instance, model, raw, start if start_valid else None, name, params,
                     began, skipped)

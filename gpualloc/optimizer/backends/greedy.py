@@ -78,6 +78,8 @@ def greedy_values(model: LinearModel, order: list[int] | None = None,
     changed = True
     while changed:
         changed = False
+        if stop is not None and stop.stopped:
+            break
         todo = _screen(ranked[~placed[job_of[ranked]]], mat, lhs, limit, entry_col)
         lhs_l, limit_l = lhs.tolist(), limit.tolist()
         taken = placed.tolist()
@@ -104,6 +106,8 @@ def greedy_values(model: LinearModel, order: list[int] | None = None,
                 failed += 1
                 if failed >= RESCREEN_AFTER:  # many misses: screen the rest at once again
                     failed = 0
+                    if stop is not None and stop.stopped:
+                        return values.tolist()
                     lhs[:] = lhs_l
                     rest = np.asarray(candidates[k:], dtype=np.int64)
                     rest = rest[~np.asarray(taken)[job_of[rest]]]
