@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -214,6 +214,9 @@ class _Block:
         return range(self.first, self.first + bisect_right(self.starts, last_start))
 
 
+_make = Placement._make  # tuple.__new__ straight from C: a third of the time of Placement(...)
+
+
 def _add_placements(model: LinearModel, instance: Instance, check=lambda: None) -> list[_Block]:
     """Rules 2 and 3 and eligibility: one var per start that fits the pool in every period."""
     hours = instance.horizon.period_hours
@@ -266,9 +269,9 @@ def _add_placements(model: LinearModel, instance: Instance, check=lambda: None) 
                 blocks.append(_Block(first, job, cluster, option.accelerator, option.gpus, n,
                                      cost, starts))
                 idx.extend(range(first, first + len(starts)))
-                model.placements.extend([  # positional: job, option, cluster, accelerator, ..
-                    Placement(job.id, k, cluster.id, option.accelerator, option.gpus, s, n, cost,
-                              value) for s in starts])
+                model.placements.extend(map(_make, zip(  # job, option, cluster, accelerator, ..
+                    repeat(job.id), repeat(k), repeat(cluster.id), repeat(option.accelerator),
+                    repeat(option.gpus), starts, repeat(n), repeat(cost), repeat(value))))
                 model.objective.extend([weight * value - cost_weight * cost] * len(starts))
     return blocks
 
