@@ -34,8 +34,7 @@ def density(model: LinearModel, i: int) -> float:
 
 def densities(model: LinearModel) -> np.ndarray:
     """``density`` of every placement, vectorised."""
-    size = np.fromiter((p.gpus * p.periods for p in model.placements), np.float64,
-                       model.num_vars)
+    size = (model.field("gpus") * model.field("periods")).astype(np.float64)
     return np.asarray(model.objective, dtype=np.float64) / np.maximum(1.0, size)
 
 
@@ -64,7 +63,7 @@ def greedy_values(model: LinearModel, order: list[int] | None = None,
     mandatory = forced[job_of]
     cost = mat.cost
     if order is None:
-        first = np.fromiter((p.start for p in model.placements), np.int64, n)
+        first = model.field("start")
         ranked = np.lexsort((np.arange(n), first, -densities(model), ~mandatory))
     else:
         ranked = np.asarray(order, dtype=np.int64)

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
+from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -92,6 +93,10 @@ class LinearModel:
             "constraints": len(self.rows),
             "nonzeros": sum(len(r.vars) for r in self.rows),
         }
+
+    def field(self, name: str, dtype: type = np.int64) -> np.ndarray:
+        """One ``Placement`` field of every variable as a numpy array (``"start"``, ...)."""
+        return np.fromiter(map(attrgetter(name), self.placements), dtype, self.num_vars)
 
     def matrix(self, stop: Stop | None = None):  # -> model.matrix.Matrix
         """The shared sparse-matrix view of the rows (built once, cached; see ``matrix``)."""
@@ -304,9 +309,7 @@ def capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) ->
     placements = model.placements
     pool_of = np.array([number.get((p.cluster, p.accelerator), -1) for p in placements],
                        np.int64)
-    start = np.array([p.start for p in placements], np.int64)
-    periods = np.array([p.periods for p in placements], np.int64)
-    gpus = np.array([p.gpus for p in placements], np.int64)
+    start, periods, gpus = model.field("start"), model.field("periods"), model.field("gpus")
     # Cell pool * horizon + t: one entry per var and period it runs in, by cell and then var.
     first, stop = np.clip(start, 0, horizon), np.clip(start + periods, 0, horizon)
     period, var = _runs(first, np.where(pool_of >= 0, np.maximum(stop - first, 0), 0))
@@ -316,7 +319,7 @@ def capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) ->
     bounds = np.concatenate(([0], np.cumsum(np.bincount(cell, minlength=cells)))).tolist()
     # GPUs per cell; float sums of integers far below 2**53, so exact like sum(coefs) was.
     load = np.bincount(cell, weights=gpus[var], minlength=cells).tolist()
-    coef = [float(p.gpus) for p in placements]
+    coef = gpus.astype(np.float64).tolist()
     rows = []
     for cluster in instance.clusters:
         check()
@@ -395,8 +398,8 @@ def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -
 def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block],
               check=lambda: None) -> None:
     horizon = instance.horizon.periods
-    start = np.array([p.start for p in model.placements], np.int64)
-    end = start + np.array([p.periods for p in model.placements], np.int64)
+    start = model.field("start")
+    end = start + model.field("periods")
     for cap in instance.caps:
         inside = _Uses(instance, cap, cap, blocks, start, end)
         share = None if cap.share_of is None else _Uses(instance, cap, cap.share_of, blocks,

@@ -289,8 +289,8 @@ class _Search:
         job_k = np.zeros(n, np.int64)
         for k, j in enumerate(self.jobs):
             job_k[model.by_job[j]] = k
-        start = np.fromiter((p.start for p in model.placements), np.int64, n)
-        end = start + np.fromiter((p.periods for p in model.placements), np.int64, n)
+        start = model.field("start")
+        end = start + model.field("periods")
         cluster_names = [p.cluster for p in model.placements]
         self.clusters = sorted(set(cluster_names))
         number = {c: k for k, c in enumerate(self.clusters)}
