@@ -100,6 +100,9 @@ def solve(
     result = _solve_live(prepare, engine, stop, show=not quiet and out.is_terminal,
                          time_limit=time_limit, seed=seed, workers=workers,
                          gap_tolerance=gap, strategy=strategy)
+    if result.plan is None and result.expired and not result.interrupted:  # ended loading
+        err.print(f"[red]{result.why}[/red]")
+        raise typer.Exit(EXIT_NO_PLAN)
     if result.plan is None:  # interrupted before there was any plan
         err.print(f"[yellow]interrupted:[/yellow] {result.why}; no plan written")
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -135,6 +138,7 @@ class _Outcome:
     plan: Plan | None = None
     interrupted: bool = False
     why: str = ""
+    expired: bool = False  # the limit ended before there was a plan
 
 
 def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend,
@@ -161,7 +165,9 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
 
     def work() -> None:
         try:
+            box["phase"] = "loading"
             loaded = prepare()
+            box["phase"] = "solving"
             inst = box["inst"] = loaded.pop("inst")
             if live is not None:
                 live.update("building the model ...")
@@ -189,6 +195,11 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
                 signalled = box.get("signalled")
                 if signalled is not None and time.monotonic() - signalled > GRACE:
                     outcome.why = "the solve did not return in time"
+                    break
+                left = stop.remaining()
+                if box.get("phase") == "loading" and left is not None and left < -GRACE:
+                    outcome.why = "no plan: the time limit ended while loading the instance"
+                    outcome.expired = True
                     break
     finally:
         for s, handler in previous.items():
