@@ -97,9 +97,33 @@ def solve(
         return {"inst": inst, "warm_start": start,
                 **replan_options(previous, now, stability)}
 
+    before = set(threading.enumerate())
     result = _solve_live(prepare, engine, stop, show=not quiet and out.is_terminal,
                          time_limit=time_limit, seed=seed, workers=workers,
                          gap_tolerance=gap, strategy=strategy)
+    try:
+        _report(result, out_path, report_path, quiet, previous is not None)
+    except typer.Exit as e:
+        _leave(e.exit_code, before)
+        raise
+    _leave(0, before)
+
+
+def _leave(code: int, before: set[threading.Thread]) -> None:
+    """End the process now when a thread this solve started is still running (a loader past
+    its limit, an LP left behind): at interpreter exit such a thread, unwound inside native
+    code, would abort the process ("exception not rethrown"). Output is flushed first."""
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()
+            and t.name.startswith("gpualloc-")]
+    if left:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _report(result: _Outcome, out_path: Path | None, report_path: Path | None, quiet: bool,
+            replanned: bool) -> None:
+    """Write and print the outcome of ``solve``; raise ``typer.Exit`` with its exit code."""
     if result.plan is None and result.expired and not result.interrupted:  # ended loading
         err.print(f"[red]{result.why}[/red]")
         raise typer.Exit(EXIT_NO_PLAN)
@@ -107,6 +131,7 @@ def solve(
         err.print(f"[yellow]interrupted:[/yellow] {result.why}; no plan written")
         raise typer.Exit(EXIT_INTERRUPTED)
     inst, plan, interrupted = result.inst, result.plan, result.interrupted
+    assert inst is not None
     no_plan = plan.summary.get("no_plan")
     if no_plan:
         err.print(f"[red]{no_plan}[/red]")
@@ -114,7 +139,7 @@ def solve(
     if out_path is not None and keep:
         models.save_plan(plan, out_path, inst)
     print_plan(inst, plan, brief=quiet)
-    if previous is not None:
+    if replanned:
         print_changes(plan)
     if out_path is not None and keep:
         out.print(f"plan written to {out_path}")
