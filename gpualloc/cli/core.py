@@ -202,6 +202,7 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
                                     max(0.0, left - min(reserve, 0.25 * left)))
             box["plan"] = optimizer.solve(inst, engine, stop=solve_stop,
                                           progress=progress if live is not None else None,
+                                          incumbent=lambda p: box.setdefault("incumbent", p),
                                           **kwargs, **loaded)
         except BaseException as e:  # re-raised in the main thread below
             box["error"] = e
@@ -220,6 +221,7 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
                 signalled = box.get("signalled")
                 if signalled is not None and time.monotonic() - signalled > GRACE:
                     outcome.why = "the solve did not return in time"
+                    box.setdefault("plan", box.get("incumbent"))  # the best plan so far
                     break
                 left = stop.remaining()
                 if box.get("phase") == "loading" and left is not None and left < -GRACE:

@@ -42,6 +42,7 @@ def solve(
     strategy: str = "auto",
     stop: Stop | None = None,
     customize: Customize | None = None,
+    incumbent: Callable[[Plan], None] | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -59,7 +60,8 @@ def solve(
 
     ``customize(model)`` may change the built model in place before it is solved (add rows,
     change objective coefficients): analyses that solve a variant of the instance call the one
-    pipeline that way.
+    pipeline that way. ``incumbent(plan)`` receives the plan of the valid start (warm start or
+    greedy) before the search begins: the best plan so far, for a caller that cannot wait.
 
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
     plus CP-SAT large-neighbourhood search (``strategies.lns``); ``"portfolio"`` runs CP-SAT
@@ -71,14 +73,15 @@ def solve(
         return _solve(instance, backend, stop, time_limit=time_limit, seed=seed,
                       workers=workers, gap_tolerance=gap_tolerance, warm_start=warm_start,
                       progress=progress, log_search=log_search, previous=previous, now=now,
-                      stability=stability, strategy=strategy, customize=customize)
+                      stability=stability, strategy=strategy, customize=customize,
+                      incumbent=incumbent)
 
 
 def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit: float | None,
            seed: int, workers: int, gap_tolerance: float, warm_start: Plan | None,
            progress: ProgressCallback | None, log_search: bool, previous: Plan | None,
            now: int | None, stability: float, strategy: str,
-           customize: Customize | None) -> Plan:
+           customize: Customize | None, incumbent: Callable[[Plan], None] | None) -> Plan:
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
     if strategy not in STRATEGIES:
@@ -109,6 +112,9 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
     start_valid = start is not None and not model.check(start)
     if start is not None and not start_valid:
         log.debug("warm start violates the model; passed as a hint only")
+    if incumbent is not None and start_valid and replan is None and not model.infeasible:
+        incumbent(_to_plan(instance, model, BackendResult("feasible", start), start, name,
+                           params, began, {**skipped, "search": "the start, before the search"}))
 
     if model.infeasible:
         raw = BackendResult("infeasible", stats={"reason": model.infeasible})
