@@ -138,15 +138,16 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
 
 
 FINISH_SECONDS = 0.1  # kept back from the search for turning its result into a plan ...
-FINISH_PER_VAR = 2.5e-6  # ... plus this per variable (checking, decoding, freeing the model:
-# 1.5 s at 650k variables and 11M nonzeros on a loaded 2-core machine)
+FINISH_SHARE = 0.7  # ... plus this share of the time the model's matrix took to build:
+# checking, decoding and freeing the model scale with it (and with the machine's load):
+# 1.5 s against 2.3 s at 650k variables and 11M nonzeros on a 2-core machine
 
 
 def _search_seconds(stop: Stop, model: LinearModel) -> float | None:
     left = stop.remaining()
     if left is None:
         return None
-    return max(0.0, left - FINISH_SECONDS - FINISH_PER_VAR * model.num_vars)
+    return max(0.0, left - FINISH_SECONDS - FINISH_SHARE * model.matrix().seconds)
 
 
 def _start(model: LinearModel, engine: Backend, warm_start: Plan | None, stop: Stop,

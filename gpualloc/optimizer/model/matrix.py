@@ -10,6 +10,7 @@ greedy, the LP, the Lagrangian, LNS, re-planning and ``LinearModel.check`` all u
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
@@ -28,6 +29,7 @@ class Matrix:
     """A model's rows as CSR and CSC arrays (see the module doc)."""
 
     def __init__(self, model: LinearModel, stop: Stop | None = None) -> None:
+        began = time.perf_counter()
         rows = model.rows
         n, m = model.num_vars, len(rows)
         lengths = np.fromiter((len(r.vars) for r in rows), np.int64, m)
@@ -61,6 +63,9 @@ class Matrix:
         np.cumsum(np.bincount(self.cols, minlength=n), out=self.col_ptr[1:])
         self._model = model
         self.key = _key(model)
+        # how long this took: a measure of the model's size and of the machine's speed now,
+        # by which ``solve`` keeps time back for making the plan and freeing the model
+        self.seconds = time.perf_counter() - began
 
     @property
     def cost(self) -> np.ndarray:
