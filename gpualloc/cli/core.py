@@ -154,7 +154,7 @@ def _report(result: _Outcome, out_path: Path | None, report_path: Path | None, q
 
 GRACE = 1.5  # seconds the command waits for the solve after a signal before it gives up
 RESERVE = 0.3  # seconds kept back from the solve for writing and printing the plan ...
-RESERVE_PER_JOB = 1e-4  # ... plus this per job
+RESERVE_LOAD_SHARE = 0.5  # ... plus this share of the loading time (it scales the same way)
 
 
 @dataclass
@@ -191,13 +191,15 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
     def work() -> None:
         try:
             box["phase"] = "loading"
+            began = time.monotonic()
             loaded = prepare()
+            loading = time.monotonic() - began
             box["phase"] = "solving"
             inst = box["inst"] = loaded.pop("inst")
             if live is not None:
                 live.update("building the model ...")
             left = stop.remaining()
-            reserve = RESERVE + RESERVE_PER_JOB * len(inst.jobs)
+            reserve = RESERVE + RESERVE_LOAD_SHARE * loading
             solve_stop = stop.child(seconds=None if left is None else
                                     max(0.0, left - min(reserve, 0.25 * left)))
             box["plan"] = optimizer.solve(inst, engine, stop=solve_stop,
