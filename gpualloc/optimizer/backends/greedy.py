@@ -26,14 +26,9 @@ from .base import BackendResult, Capabilities, ProgressCallback, SolveParams
 RESCREEN_AFTER = 20_000  # failed exact checks in a pass before the survivors are screened again
 
 
-def density(model: LinearModel, i: int) -> float:
-    """Objective per GPU-period of placement ``i``: the greedy's order."""
-    p = model.placements[i]
-    return model.objective[i] / max(1.0, p.gpus * p.periods)
-
-
 def densities(model: LinearModel) -> np.ndarray:
-    """``density`` of every placement, vectorised."""
+    """Objective per GPU-period of every placement: the greedy's order (and the LP's first
+    columns)."""
     size = (model.field("gpus") * model.field("periods")).astype(np.float64)
     return np.asarray(model.objective, dtype=np.float64) / np.maximum(1.0, size)
 
