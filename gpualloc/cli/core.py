@@ -164,7 +164,7 @@ def _report(result: _Outcome, out_path: Path | None, report_path: Path | None, q
         raise typer.Exit(EXIT_NO_PLAN)
 
 
-GRACE = 1.5  # seconds the command waits for the solve after a signal before it gives up
+GRACE = 1.0  # seconds the command waits for the solve after a signal before it gives up
 RESERVE = 0.3  # seconds kept back from the solve for writing and printing the plan ...
 RESERVE_LOAD_SHARE = 0.5  # ... plus this share of the loading time (it scales the same way)
 
