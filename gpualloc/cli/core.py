@@ -185,7 +185,8 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
     The main thread waits in short slices: Python runs signal handlers only in the main
     thread, between bytecodes, so a solver blocking it in native code would hold the handler
     (and the stop) back. After a signal every phase returns within a second or two; if the
-    worker has not returned ``GRACE`` s after it, the command ends without a plan.
+    worker has not returned ``GRACE`` s after it, the command ends with the start's plan
+    (``solve``'s ``incumbent``) or, when there is none yet, without a plan.
     """
     box: dict[str, Any] = {}
     outcome = _Outcome()
