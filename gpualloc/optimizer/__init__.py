@@ -4,6 +4,7 @@ of attacking a model (``strategies``) and the one pipeline, ``solve``."""
 from .backends import (
     Backend,
     BackendUnavailable,
+    Capabilities,
     Progress,
     SolveParams,
     available_backends,
@@ -12,17 +13,22 @@ from .backends import (
 )
 from .model import LinearModel, build
 from .model.estimate import ModelEstimate, ModelTooLarge, check_memory, estimate
-from .solve import STRATEGIES, choose_strategy, solve
+from .solve import solve
+from .stop import Stop, StopRequested
+from .strategies import STRATEGIES, choose_strategy
 
 __all__ = [
     "STRATEGIES",
     "Backend",
     "BackendUnavailable",
+    "Capabilities",
     "LinearModel",
     "ModelEstimate",
     "ModelTooLarge",
     "Progress",
     "SolveParams",
+    "Stop",
+    "StopRequested",
     "available_backends",
     "backend_names",
     "build",

@@ -31,6 +31,7 @@ from .backends import Backend, SolveParams
 from .backends.cpsat import integer_scale
 from .backends.greedy import greedy_values
 from .model.formulation import LinearModel, floor_rows
+from .stop import Stop
 
 RESOLUTION = 1e-3  # bisect down to this width, then test "share > lo" exactly
 STAGE_ONE_SHARE = 0.5  # of the time limit, at most, for stage 1
@@ -135,7 +136,7 @@ def with_floors(model: LinearModel, instance: Instance, levels: dict[str, float]
 
 def first_stage(instance: Instance, model: LinearModel, engine: Backend,
                 params: SolveParams, offsets: dict[str, float] | None = None,
-                budget_share: float = STAGE_ONE_SHARE) -> FirstStage:
+                budget_share: float = STAGE_ONE_SHARE, stop: Stop | None = None) -> FirstStage:
     """Stage 1 (module docstring): m* with a proof, and a plan reaching it.
 
     With ``offsets`` it maximises the smallest ``share_s - offset_s`` instead (m* may then be
@@ -145,7 +146,7 @@ def first_stage(instance: Instance, model: LinearModel, engine: Backend,
     began = time.perf_counter()
     offsets = offsets or {}
     tolerance = instance.objective.fairness_tolerance
-    budget = None if params.time_limit is None else params.time_limit * budget_share
+    phase = (stop if stop is not None else Stop(params.time_limit)).child(fraction=budget_share)
     sids = [s for s, a in instance.asked_value.items() if a > 0]
     if not sids:
         return FirstStage(None, None, "no_shares", tolerance=tolerance)
@@ -154,12 +155,13 @@ def first_stage(instance: Instance, model: LinearModel, engine: Backend,
 
     def test(levels: dict[str, float]) -> tuple[str, list[float] | None]:
         nonlocal solves
-        left = None if budget is None else budget - (time.perf_counter() - began)
-        if left is not None and left <= 0.01:
+        left = phase.remaining()
+        if phase.stopped or (left is not None and left <= 0.01):
             return "unknown", None
         solves += 1
         trial = with_floors(model, instance, levels, zero)
-        raw = engine.solve(trial, replace(params, time_limit=left, gap_tolerance=1e-6))
+        raw = engine.solve(trial, replace(params, time_limit=left, gap_tolerance=1e-6),
+                           stop=phase)
         if raw.values is not None and not trial.check(raw.values):
             return "feasible", raw.values
         return ("infeasible" if raw.status == "infeasible" else "unknown"), None
@@ -169,7 +171,7 @@ def first_stage(instance: Instance, model: LinearModel, engine: Backend,
         return FirstStage(lo, upper, status, solves, time.perf_counter() - began, tolerance,
                           values)
 
-    values = greedy_values(model) if model.num_vars else []
+    values = greedy_values(model, stop=phase) if model.num_vars else []
     if model.check(values):
         status, values = test({})
         if values is None:

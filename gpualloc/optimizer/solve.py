@@ -1,9 +1,17 @@
-"""The one entry point: ``solve(instance, ...) -> Plan``."""
+"""The one entry point: ``solve(instance, ...) -> Plan``.
+
+The pipeline: build the model, prepare a re-plan, a greedy start, choose a strategy and run
+it, then turn its result into a Plan. One ``Stop`` (a deadline plus an interrupt) covers the
+whole call and goes to every phase; a phase that cannot run in the time left is skipped and
+``plan.summary["skipped"]`` says which and why. A stop during the build leaves no model and no
+plan: the plan's status is ``unknown`` and ``summary["no_plan"]`` says why in one line.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..models import Instance, Plan, SolveStatus, compute_gap
@@ -16,9 +24,13 @@ from .backends import (
     get_backend,
 )
 from .backends.greedy import greedy_values
-from .model.formulation import LinearModel, build
+from .model.formulation import LinearModel, build, gc_paused
+from .stop import Stop, StopRequested
+from .strategies import STRATEGIES, choose_strategy, get_strategy
 
 log = logging.getLogger(__name__)
+
+Customize = Callable[[LinearModel], None]
 
 
 def solve(
@@ -38,38 +50,73 @@ def solve(
     strategy: str = "auto",
     limits: dict[str, float] | None = None,
     max_memory: int | None = None,
+    stop: Stop | None = None,
+    customize: Customize | None = None,
+    incumbent: Callable[[Plan], None] | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
     ``optimal`` is claimed only for a proven gap of 0 (within 1e-6 relative); a search stopped
     by a looser ``gap_tolerance`` returns ``feasible`` with ``summary["stopped"]`` saying so.
     Progress reports carry the tightest bound known (the trivial bound caps them). When the
-    time limit stops the search, the incumbent is returned as ``feasible``; an infeasible
-    instance returns status ``infeasible``.
+    time limit (or ``stop``) ends the search, the incumbent is returned as ``feasible``; an
+    infeasible instance returns status ``infeasible``.
+
+    ``stop``: the ``optimizer.stop.Stop`` that ends the call (its deadline and interrupt); made
+    from ``time_limit`` when not given (``time_limit`` is then recorded in the plan only).
 
     Re-planning: with ``previous`` (a plan of an earlier version of the instance), assignments
     that started before period ``now`` are frozen, no other job starts before ``now``, and each
     other change of a previous assignment costs ``stability``; ``previous`` is the default warm
-    start. See ``optimizer.replan``.
+    start. See ``optimizer.model.replan``.
+
+    ``customize(model)`` may change the built model in place before it is solved (add rows,
+    change objective coefficients): analyses that solve a variant of the instance call the one
+    pipeline that way. ``incumbent(plan)`` receives the plan of the valid start (warm start or
+    greedy) before the search begins: the best plan so far, for a caller that cannot wait.
 
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
-    plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"portfolio"`` runs CP-SAT and
-    HiGHS side by side (``optimizer.portfolio``); ``"auto"`` (default) is ``choose_strategy``.
+    plus CP-SAT large-neighbourhood search (``strategies.lns``); ``"portfolio"`` runs CP-SAT
+    and HiGHS side by side (``strategies.portfolio``); ``"auto"`` (default) is
+    ``choose_strategy``.
 
     ``limits``: extra limits for trade-off curves (``optimizer.limits``: total ``spend``, and
     ``changes`` of a re-plan). ``objective.kind: maxmin`` runs ``optimizer.fairness`` first.
     ``max_memory`` (bytes): refuse with ``ModelTooLarge``, before building anything, a model
     whose estimated peak memory (``optimizer.estimate``) is over it; None: no check.
     """
-    began = time.perf_counter()
     if max_memory is not None:
         from .model.estimate import check_memory
 
         check_memory(instance, max_memory)
+    stop = stop if stop is not None else Stop(time_limit)
+    with gc_paused():  # a big model is millions of objects: collections would crawl over them
+        return _solve(instance, backend, stop, time_limit=time_limit, seed=seed,
+                      workers=workers, gap_tolerance=gap_tolerance, warm_start=warm_start,
+                      progress=progress, log_search=log_search, previous=previous, now=now,
+                      stability=stability, strategy=strategy, limits=limits,
+                      customize=customize, incumbent=incumbent)
+
+
+def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit: float | None,
+           seed: int, workers: int, gap_tolerance: float, warm_start: Plan | None,
+           progress: ProgressCallback | None, log_search: bool, previous: Plan | None,
+           now: int | None, stability: float, strategy: str, limits: dict[str, float] | None,
+           customize: Customize | None, incumbent: Callable[[Plan], None] | None) -> Plan:
+    began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
                          gap_tolerance=gap_tolerance, log=log_search)
-    model = build(instance)
+    if previous is None and (now is not None or stability):
+        raise ValueError("now and stability need a previous plan")
+    try:
+        model = build(instance, stop=stop)
+    except StopRequested as e:
+        cause = "the time limit ended" if e.why == "time limit" else "interrupted"
+        why = f"{cause} while building the model ({e.detail})"
+        return _without_model(instance, engine.name, params, began, why, warm_start)
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
     replan = None
     if previous is not None:
@@ -77,26 +124,31 @@ def solve(
 
         replan = prepare(instance, model, previous, now=now, stability=stability)
         warm_start = previous if warm_start is None else warm_start
-    elif now is not None or stability:
-        raise ValueError("now and stability need a previous plan")
     if limits:
         from .limits import add_limits
 
         add_limits(instance, model, limits, replan)
+    if customize is not None:
+        customize(model)
+    skipped: dict[str, str] = {}
+    name = engine.name
+    work = stop.child(seconds=_search_seconds(stop, model))  # leaves time to make the plan
     fairness = None
     if instance.objective.kind == "maxmin" and model.num_vars and not model.infeasible:
         from .fairness import add_floors, first_stage  # stage 1, then floors for stage 2
 
-        fairness = first_stage(instance, model, engine, params)
+        fairness = first_stage(instance, model, engine, params, stop=work)
         add_floors(model, instance, fairness)
-    start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
-    if start is None and fairness is not None:
-        start = fairness.values
-    if start is None and engine.name != "greedy" and model.num_vars and not model.infeasible:
-        start = greedy_values(model)  # a rule-complete incumbent to start from
+    if fairness is not None and fairness.values is not None and warm_start is None:
+        start = fairness.values  # stage 1's plan meets stage 2's floors
+    else:
+        start = _start(model, engine, warm_start, work, skipped)
     start_valid = start is not None and not model.check(start)
     if start is not None and not start_valid:
         log.debug("warm start violates the model; passed as a hint only")
+    if incumbent is not None and start_valid and replan is None and not model.infeasible:
+        incumbent(_to_plan(instance, model, BackendResult("feasible", start), start, name,
+                           params, began, {**skipped, "search": "the start, before the search"}))
 
     if progress is not None and model.num_vars and not model.infeasible:
         progress = _capped(progress, model.trivial_bound())
@@ -104,27 +156,20 @@ def solve(
         raw = BackendResult("infeasible", stats={"reason": model.infeasible})
     elif model.num_vars == 0:
         raw = BackendResult("optimal", [], 0.0)
+    elif work.stopped:
+        skipped["search"] = f"{work.why()} before the search"
+        raw = BackendResult("unknown")
+        if not start_valid:  # nothing to return: say so in one line
+            cause = "the time limit ended" if work.why() == "time limit" else "interrupted"
+            raw.stats["no_plan"] = (f"no plan: {cause} before a first plan was found (model "
+                                    f"of {model.num_vars:,} placements built)")
     else:
-        remaining = None if time_limit is None else max(
-            0.01, time_limit - (time.perf_counter() - began))
         chosen = choose_strategy(engine.name, model, strategy, workers)
-        if chosen != "exact":  # a stop asked of the engine reaches the strategy
-            outer = engine
-
-            def halted() -> bool:
-                return bool(getattr(outer, "stopped", False))
-
-            if chosen == "lns":
-                from .strategies.lns import LnsBackend
-
-                engine = LnsBackend(should_stop=halted)
-            else:
-                from .strategies.portfolio import PortfolioBackend
-
-                engine = PortfolioBackend(should_stop=halted)
-        raw = engine.solve(model, replace(params, time_limit=remaining), start, progress)
-    plan = _to_plan(instance, model, raw, start if start_valid else None, engine.name, params,
-                    began)
+        method = get_strategy(chosen)
+        raw = method.run(model, params, work, start, progress, engine=engine)
+        name = method.label or engine.name
+    plan = _to_plan(instance, model, raw, start if start_valid else None, name, params,
+                    began, skipped)
     if replan is not None:
         from .model.replan import finish
 
@@ -135,29 +180,33 @@ def solve(
     return plan
 
 
-STRATEGIES = ("auto", "exact", "lns", "portfolio")
+FINISH_SECONDS = 0.1  # kept back from the search for turning its result into a plan ...
+FINISH_SHARE = 0.7  # ... plus this share of the time the model's matrix took to build:
+# checking, decoding and freeing the model scale with it (and with the machine's load):
+# 1.5 s against 2.3 s at 650k variables and 11M nonzeros on a 2-core machine
 
 
-def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
-                    workers: int = 1) -> str:
-    """The strategy ``solve`` runs: ``strategy`` itself unless it is ``"auto"``, which for
-    ``cpsat`` picks LNS above ``lns.LNS_THRESHOLD`` variables, the CP-SAT + HiGHS portfolio
-    from ``portfolio.PORTFOLIO_MIN_VARS`` variables when there are two workers or more (one
-    worker stays deterministic), and the exact backend otherwise."""
-    from .strategies.lns import LNS_THRESHOLD
-    from .strategies.portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
+def _search_seconds(stop: Stop, model: LinearModel) -> float | None:
+    left = stop.remaining()
+    if left is None:
+        return None
+    return max(0.0, left - FINISH_SECONDS - FINISH_SHARE * model.matrix().seconds)
 
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    if strategy != "auto":
-        return strategy
-    if backend != "cpsat":
-        return "exact"
-    if model.num_vars > LNS_THRESHOLD:
-        return "lns"
-    if workers >= 2 and model.num_vars >= PORTFOLIO_MIN_VARS and PortfolioBackend().available():
-        return "portfolio"
-    return "exact"
+
+def _start(model: LinearModel, engine: Backend, warm_start: Plan | None, stop: Stop,
+           skipped: dict[str, str]) -> list[float] | None:
+    """The warm start's vector, else a greedy plan (a rule-complete incumbent to start from)."""
+    if warm_start is not None:
+        return model.encode(list(warm_start.assignments))
+    if engine.name == "greedy" or not model.num_vars or model.infeasible:
+        return None
+    if stop.stopped:
+        skipped["greedy start"] = f"{stop.why()} before it began"
+        return None
+    values = greedy_values(model, stop=stop)
+    if stop.stopped:
+        skipped["greedy start"] = f"{stop.why()}: cut short (a partial greedy plan)"
+    return values
 
 
 def _capped(progress: ProgressCallback, trivial: float) -> ProgressCallback:
@@ -182,9 +231,31 @@ def _tightest(*bounds: float | None) -> float | None:
     return min(known) if known else None
 
 
+def _without_model(instance: Instance, backend: str, params: SolveParams, began: float,
+                   why: str, warm_start: Plan | None) -> Plan:
+    """The plan of a solve stopped before it had a model: the warm start when the validator
+    passes it (the best plan there is; no bound), else no assignments and status unknown with
+    ``summary["no_plan"]``."""
+    from ..models.rules import objective_of
+    from ..models.validator import validate
+
+    common = dict(instance=instance.name, backend=backend, seed=params.seed,
+                  parameters=params.as_dict())
+    if warm_start is not None and not validate(instance, warm_start):
+        assigned = {a.job for a in warm_start.assignments}
+        return Plan(status=SolveStatus.FEASIBLE, assignments=warm_start.assignments,
+                    objective=objective_of(instance, warm_start.assignments),
+                    unscheduled=tuple(j.id for j in instance.jobs if j.id not in assigned),
+                    solve_seconds=time.perf_counter() - began,
+                    summary={"skipped": {"model": why, "search": "no model"}}, **common)
+    return Plan(status=SolveStatus.UNKNOWN, solve_seconds=time.perf_counter() - began,
+                assignments=(), unscheduled=tuple(j.id for j in instance.jobs),
+                summary={"no_plan": f"no plan: {why}"}, **common)
+
+
 def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
              valid_start: list[float] | None, backend: str, params: SolveParams,
-             began: float) -> Plan:
+             began: float, skipped: dict[str, str] | None = None) -> Plan:
     values = raw.values
     objective = model.objective_value(values) if values is not None else None
     if valid_start is not None:
@@ -215,6 +286,9 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
     assignments = [a.model_copy(update={"startup": instance.job_by_id[a.job].startup})
                    for a in model.decode(values)] if values is not None else []
     assigned = {a.job for a in assignments}
+    summary = {k: v for k, v in raw.stats.items() if isinstance(v, int | float | str | list)}
+    if skipped:
+        summary["skipped"] = dict(skipped)
     return Plan(
         instance=instance.name,
         status=status,
@@ -229,5 +303,8 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         parameters=params.as_dict(),
         model_size=model.size(),
         ineligible=tuple(model.ineligible),
-        summary={k: v for k, v in raw.stats.items() if isinstance(v, int | float | str | list)},
+        summary=summary,
     )
+
+
+__all__ = ["STRATEGIES", "choose_strategy", "solve"]

@@ -30,21 +30,23 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import accumulate
-from typing import Literal
+from itertools import accumulate, repeat
+from operator import attrgetter
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from ...models import Assignment, Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
+from ..stop import Stop, StopRequested
 
 Sense = Literal["<=", ">=", "=="]
 Kind = Literal["assign", "capacity", "precedence", "credits", "cap", "tranche", "floor",
                "limit"]
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """What one binary variable means: job, option, cluster and start period."""
+class Placement(NamedTuple):
+    """What one binary variable means: job, option, cluster and start period (a named tuple:
+    a big model makes a million of them, three times faster than a frozen dataclass)."""
 
     job: str
     option: int
@@ -85,6 +87,7 @@ class LinearModel:
     ineligible: list[Ineligible] = field(default_factory=list)
     infeasible: list[str] = field(default_factory=list)  # reasons known before solving
     objective_offset: float = 0.0  # a constant added to the objective (re-planning)
+    _matrix: Any = field(default=None, repr=False, compare=False)  # model.matrix's cache
 
     @property
     def num_vars(self) -> int:
@@ -97,33 +100,51 @@ class LinearModel:
             "nonzeros": sum(len(r.vars) for r in self.rows),
         }
 
+    def field(self, name: str, dtype: type = np.int64) -> np.ndarray:
+        """One ``Placement`` field of every variable as a numpy array (``"start"``, ...)."""
+        return np.fromiter(map(attrgetter(name), self.placements), dtype, self.num_vars)
+
+    def matrix(self, stop: Stop | None = None):  # -> model.matrix.Matrix
+        """The shared sparse-matrix view of the rows (built once, cached; see ``matrix``)."""
+        from .matrix import matrix
+
+        return matrix(self, stop)
+
     def forced_jobs(self) -> set[str]:
         """Jobs that must run: those with an ``== 1`` assignment row (mandatory or frozen)."""
         return {self.placements[v].job for r in self.rows
-                if r.kind == "assign" and r.sense == "==" for v in r.vars}
+                if r.kind == "assign" and r.sense == "==" for v in r.vars[:1]}
 
     def trivial_bound(self) -> float:
         """A proven upper bound on ``sum objective * x`` (without ``objective_offset``, like
         every backend's bound): every job at its best placement, ignoring all shared rows."""
         forced = self.forced_jobs()
-        total = 0.0
-        for job, idx in self.by_job.items():
-            if idx:
-                best = max(self.objective[i] for i in idx)
-                total += best if job in forced else max(0.0, best)
-        return total
+        jobs = [(job, idx) for job, idx in self.by_job.items() if idx]
+        if not jobs:
+            return 0.0
+        order = np.fromiter((i for _, idx in jobs for i in idx), np.int64)
+        firsts = np.cumsum([0] + [len(idx) for _, idx in jobs[:-1]])
+        best = np.maximum.reduceat(np.asarray(self.objective, dtype=np.float64)[order], firsts)
+        must = np.fromiter((job in forced for job, _ in jobs), bool, len(jobs))
+        return float(sum(np.where(must, best, np.maximum(best, 0.0)).tolist(), 0.0))
 
     def objective_value(self, values: list[float]) -> float:
-        return sum(c for c, v in zip(self.objective, values, strict=True) if v > 0.5)
+        return sum(self.objective[i] for i in self.chosen(values))
+
+    def chosen(self, values: list[float]) -> list[int]:
+        """The variables set (> 0.5) in ``values``, in index order."""
+        if len(values) != self.num_vars:
+            raise ValueError(f"{len(values)} values for {self.num_vars} variables")
+        return np.flatnonzero(np.asarray(values, dtype=np.float64) > 0.5).tolist()
 
     def decode(self, values: list[float]) -> list[Assignment]:
         """Assignments of a 0/1 solution vector."""
         out = []
-        for p, v in zip(self.placements, values, strict=True):
-            if v > 0.5:
-                out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
-                                      gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
-                                      value=p.value, option=p.option))
+        for i in self.chosen(values):
+            p = self.placements[i]
+            out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
+                                  gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
+                                  value=p.value, option=p.option))
         return out
 
     def encode(self, assignments: list[Assignment]) -> list[float]:
@@ -139,34 +160,45 @@ class LinearModel:
 
     def check(self, values: list[float], tol: float = 1e-6) -> list[str]:
         """Names of rows that a 0/1 vector violates (for warm-start screening)."""
-        bad = []
-        for r in self.rows:
-            lhs = sum(c * values[v] for v, c in zip(r.vars, r.coefs, strict=True))
-            slack = tol * max(1.0, abs(r.rhs))
-            ok = {"<=": lhs <= r.rhs + slack, ">=": lhs >= r.rhs - slack,
-                  "==": abs(lhs - r.rhs) <= slack}[r.sense]
-            if not ok:
-                bad.append(r.name)
-        return bad
+        if len(values) != self.num_vars:
+            raise ValueError(f"{len(values)} values for {self.num_vars} variables")
+        return [self.rows[k].name for k in self.matrix().violated(values, tol).tolist()]
 
 
-def build(instance: Instance) -> LinearModel:
-    """Derive the linear model of ``instance``."""
+def build(instance: Instance, stop: Stop | None = None) -> LinearModel:
+    """Derive the linear model of ``instance``. With ``stop``, a build that is stopped raises
+    ``StopRequested`` (its detail: the placements made so far)."""
     model = LinearModel()
-    with _gc_paused():
-        blocks = _add_placements(model, instance)
+    check = _checker(model, stop)
+    with gc_paused():
+        blocks = _add_placements(model, instance, check)
+        check()
         _assignment_rows(model, instance)
-        _capacity_rows(model, instance)
-        _precedence_rows(model, instance, blocks)
+        _capacity_rows(model, instance, check)
+        check()
+        _precedence_rows(model, instance, blocks, check)
         _credit_rows(model, instance, blocks)
-        _cap_rows(model, instance, blocks)
+        check()
+        _cap_rows(model, instance, blocks, check)
+        check()
         _tranche_rows(model, instance, blocks)
         _floor_rows(model, instance)
+        check()
+        model.matrix(stop)  # every consumer shares it: built here, under the same stop
     return model
 
 
+def _checker(model: LinearModel, stop: Stop | None):
+    """A function the build loops call: raises ``StopRequested`` once ``stop`` is stopped."""
+    def check() -> None:
+        if stop is not None and stop.stopped:
+            raise StopRequested("building the model", stop.why() or "stop",
+                                f"{model.num_vars:,} placements")
+    return check
+
+
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cycle collector: a big model is millions of new lists and placements, none in
     a cycle, and collection passes over them would take a third of the build."""
     enabled = gc.isenabled()
@@ -196,7 +228,10 @@ class _Block:
         return range(self.first, self.first + bisect_right(self.starts, last_start))
 
 
-def _add_placements(model: LinearModel, instance: Instance) -> list[_Block]:
+_make = Placement._make  # tuple.__new__ straight from C: a third of the time of Placement(...)
+
+
+def _add_placements(model: LinearModel, instance: Instance, check=lambda: None) -> list[_Block]:
     """Rules 2 and 3 and eligibility: one var per start that fits the pool in every period."""
     hours = instance.horizon.period_hours
     cost_weight = instance.objective.cost_weight
@@ -207,7 +242,9 @@ def _add_placements(model: LinearModel, instance: Instance) -> list[_Block]:
     reasons: dict[tuple[str, str, str], str | None] = {}
     short: dict[tuple[str, str, int], list[int]] = {}  # prefix counts of too-small periods
     blocks = []
-    for job in instance.jobs:
+    for n_job, job in enumerate(instance.jobs):
+        if n_job % 64 == 0:
+            check()
         deadline = instance.deadline(job)
         weight = startups[job.startup].weight
         idx = model.by_job.setdefault(job.id, [])
@@ -246,9 +283,9 @@ def _add_placements(model: LinearModel, instance: Instance) -> list[_Block]:
                 blocks.append(_Block(first, job, cluster, option.accelerator, option.gpus, n,
                                      cost, starts))
                 idx.extend(range(first, first + len(starts)))
-                model.placements.extend([  # positional: job, option, cluster, accelerator, ..
-                    Placement(job.id, k, cluster.id, option.accelerator, option.gpus, s, n, cost,
-                              value) for s in starts])
+                model.placements.extend(map(_make, zip(  # job, option, cluster, accelerator, ..
+                    repeat(job.id), repeat(k), repeat(cluster.id), repeat(option.accelerator),
+                    repeat(option.gpus), starts, repeat(n), repeat(cost), repeat(value))))
                 model.objective.extend([weight * value - cost_weight * cost] * len(starts))
     return blocks
 
@@ -267,11 +304,11 @@ def _assignment_rows(model: LinearModel, instance: Instance) -> None:
                                   "<=", 1.0))
 
 
-def _capacity_rows(model: LinearModel, instance: Instance) -> None:
-    model.rows.extend(capacity_rows(model, instance))
+def _capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) -> None:
+    model.rows.extend(capacity_rows(model, instance, check))
 
 
-def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
+def capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) -> list[Row]:
     """Rule 4 rows of ``instance``'s pools over ``model``'s placements (implied rows left out)."""
     horizon = instance.horizon.periods
     number: dict[tuple[str, str], int] = {}
@@ -281,9 +318,7 @@ def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
     placements = model.placements
     pool_of = np.array([number.get((p.cluster, p.accelerator), -1) for p in placements],
                        np.int64)
-    start = np.array([p.start for p in placements], np.int64)
-    periods = np.array([p.periods for p in placements], np.int64)
-    gpus = np.array([p.gpus for p in placements], np.int64)
+    start, periods, gpus = model.field("start"), model.field("periods"), model.field("gpus")
     # Cell pool * horizon + t: one entry per var and period it runs in, by cell and then var.
     first, stop = np.clip(start, 0, horizon), np.clip(start + periods, 0, horizon)
     period, var = _runs(first, np.where(pool_of >= 0, np.maximum(stop - first, 0), 0))
@@ -293,9 +328,10 @@ def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
     bounds = np.concatenate(([0], np.cumsum(np.bincount(cell, minlength=cells)))).tolist()
     # GPUs per cell; float sums of integers far below 2**53, so exact like sum(coefs) was.
     load = np.bincount(cell, weights=gpus[var], minlength=cells).tolist()
-    coef = [float(p.gpus) for p in placements]
+    coef = gpus.astype(np.float64).tolist()
     rows = []
     for cluster in instance.clusters:
+        check()
         for pool in cluster.pools:
             k = number[(cluster.id, pool.accelerator)] * horizon
             for t in range(horizon):
@@ -318,22 +354,35 @@ def _at_most_one_fits(model: LinearModel, idx: list[int], cap: int) -> bool:
                              for i in idx)
 
 
-def _precedence_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+def _precedence_rows(model: LinearModel, instance: Instance, blocks: list[_Block],
+                     check=lambda: None) -> None:
     by_job: dict[str, list[_Block]] = defaultdict(list)
     for b in blocks:
         by_job[b.job.id].append(b)
-    for job in instance.jobs:
+    for n_job, job in enumerate(instance.jobs):
         if not job.after:
             continue
-        mine = by_job[job.id]
-        started = [(t, [i for b in mine for i in b.upto(t)])  # started by t
-                   for t in sorted({s for b in mine for s in b.starts})]
+        if n_job % 16 == 0:
+            check()
+        # the job's vars by start, and per dependency the dep's vars by end: each row's two
+        # sides are prefixes of these (started by t; ended by t)
+        starts, started = _by_time([(s, i) for b in by_job[job.id]
+                                    for i, s in enumerate(b.starts, b.first)])
         for dep in job.after:
-            for t, lhs in started:
-                rhs = [i for b in by_job[dep] for i in b.upto(t - b.periods)]  # ended by t
+            ends, ended = _by_time([(s + b.periods, i) for b in by_job[dep]
+                                    for i, s in enumerate(b.starts, b.first)])
+            for t in sorted(set(starts)):
+                lhs = started[:bisect_right(starts, t)]
+                rhs = ended[:bisect_right(ends, t)]
                 model.rows.append(Row("precedence", f"after[{job.id},{dep},{t}]",
                                       lhs + rhs, [1.0] * len(lhs) + [-1.0] * len(rhs),
                                       "<=", 0.0))
+
+
+def _by_time(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """(times, vars) sorted by time (then var)."""
+    pairs.sort()
+    return [t for t, _ in pairs], [i for _, i in pairs]
 
 
 def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
@@ -355,15 +404,17 @@ def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -
                               [model.placements[i].cost for i in idx], "<=", startup.credits))
 
 
-def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block],
+              check=lambda: None) -> None:
     horizon = instance.horizon.periods
-    start = np.array([p.start for p in model.placements], np.int64)
-    end = start + np.array([p.periods for p in model.placements], np.int64)
+    start = model.field("start")
+    end = start + model.field("periods")
     for cap in instance.caps:
         inside = _Uses(instance, cap, cap, blocks, start, end)
         share = None if cap.share_of is None else _Uses(instance, cap, cap.share_of, blocks,
                                                         start, end)
         for window in cap.windows(horizon):
+            check()
             label = f"{window.start}" if len(window) == 1 else f"{window.start}-{window[-1]}"
             terms = inside.terms(window)
             if cap.limit is not None and sum(terms.values()) > cap.limit:

@@ -1,0 +1,129 @@
+"""One sparse-matrix view of a ``LinearModel``, built once and shared by every consumer.
+
+``matrix(model)`` is the rows as numpy arrays, row-major (``row_ptr``, ``cols``, ``vals``,
+``rows``: each entry's row) and column-major (``col_ptr``, ``col_rows``, ``col_vals``: the
+variable-to-row map), plus ``sense`` (0 ``<=``, 1 ``>=``, 2 ``==``) and ``rhs``. It is cached
+on the model and rebuilt only when rows or variables are added (re-planning adds rows after
+the build); the objective is read from the model each time (re-planning changes it). The
+greedy, the LP, the Lagrangian, LNS, re-planning and ``LinearModel.check`` all use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from ..stop import Stop, StopRequested
+
+LinearModel = Any  # formulation.LinearModel (which imports this module: no import back)
+
+SENSES = {"<=": 0, ">=": 1, "==": 2}
+CHUNK_ROWS = 2000
+
+
+class Matrix:
+    """A model's rows as CSR and CSC arrays (see the module doc)."""
+
+    def __init__(self, model: LinearModel, stop: Stop | None = None) -> None:
+        began = time.perf_counter()
+        rows = model.rows
+        n, m = model.num_vars, len(rows)
+        lengths = np.fromiter((len(r.vars) for r in rows), np.int64, m)
+        nnz = int(lengths.sum())
+        self.n, self.m, self.nnz = n, m, nnz
+        self.row_ptr = np.zeros(m + 1, np.int64)
+        np.cumsum(lengths, out=self.row_ptr[1:])
+        self.rows = np.repeat(np.arange(m, dtype=np.int64), lengths)
+        self.cols = np.empty(nnz, np.int64)
+        self.vals = np.empty(nnz, np.float64)
+        ptr = self.row_ptr.tolist()
+        for lo in range(0, m, CHUNK_ROWS):  # in chunks: a stop is seen within a fraction of 1 s
+            if stop is not None and stop.stopped:
+                raise StopRequested("building the model's matrix", stop.why() or "stop",
+                                    f"{n:,} placements")
+            part = rows[lo:lo + CHUNK_ROWS]
+            a, b = ptr[lo], ptr[min(m, lo + CHUNK_ROWS)]
+            self.cols[a:b] = np.fromiter(chain.from_iterable(r.vars for r in part), np.int64,
+                                         b - a)
+            self.vals[a:b] = np.fromiter(chain.from_iterable(r.coefs for r in part),
+                                         np.float64, b - a)
+        self.sense = np.fromiter((SENSES[r.sense] for r in rows), np.int8, m)
+        self.rhs = np.fromiter((r.rhs for r in rows), np.float64, m)
+        order = _by_column(self.cols, n)
+        if stop is not None and stop.stopped:
+            raise StopRequested("building the model's matrix", stop.why() or "stop",
+                                f"{n:,} placements")
+        self.col_rows = self.rows[order]
+        self.col_vals = self.vals[order]
+        self.col_ptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(self.cols, minlength=n), out=self.col_ptr[1:])
+        self._model = model
+        self.key = _key(model)
+        # how long this took: a measure of the model's size and of the machine's speed now,
+        # by which ``solve`` keeps time back for making the plan and freeing the model
+        self.seconds = time.perf_counter() - began
+
+    @property
+    def cost(self) -> np.ndarray:
+        """The objective coefficients (read from the model: re-planning changes them)."""
+        return np.asarray(self._model.objective, dtype=np.float64)
+
+    def activity(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """``A x`` for a 0/1 (or fractional) vector ``x``."""
+        x = np.asarray(values, dtype=np.float64)
+        return np.bincount(self.rows, weights=self.vals * x[self.cols], minlength=self.m)
+
+    def violated(self, values: Sequence[float] | np.ndarray, tol: float = 1e-6) -> np.ndarray:
+        """Indices of the rows ``values`` violates (slack ``tol * max(1, |rhs|)``)."""
+        lhs = self.activity(values)
+        slack = tol * np.maximum(1.0, np.abs(self.rhs))
+        bad = np.where(self.sense == 0, lhs > self.rhs + slack,
+                       np.where(self.sense == 1, lhs < self.rhs - slack,
+                                np.abs(lhs - self.rhs) > slack))
+        return np.flatnonzero(bad)
+
+    def column(self, v: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, coefficients) of variable ``v``."""
+        a, b = self.col_ptr[v], self.col_ptr[v + 1]
+        return self.col_rows[a:b], self.col_vals[a:b]
+
+    def touches(self) -> list[list[tuple[int, float]]]:
+        """The variable-to-row map as Python lists: per variable, its (row, coefficient)s.
+        For loops that visit a few variables many times (LNS); vectorised code uses
+        ``col_ptr``/``col_rows``/``col_vals``."""
+        rows, vals, ptr = self.col_rows.tolist(), self.col_vals.tolist(), self.col_ptr.tolist()
+        return [list(zip(rows[ptr[v]:ptr[v + 1]], vals[ptr[v]:ptr[v + 1]], strict=True))
+                for v in range(self.n)]
+
+
+def concat_ranges(ptr: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(ptr[w], ptr[w + 1])`` for ``w`` in ``which``."""
+    lo, size = ptr[which], ptr[which + 1] - ptr[which]
+    ends = np.cumsum(size)
+    return np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(lo - (ends - size), size)
+
+
+def _by_column(cols: np.ndarray, n: int) -> np.ndarray:
+    """A stable order of the entries by column (a counting sort: entries of one column keep
+    their row order)."""
+    if len(cols) == 0:
+        return np.zeros(0, np.int64)
+    return np.argsort(cols, kind="stable")
+
+
+def _key(model: LinearModel) -> tuple[int, int, int]:
+    return (id(model.rows), len(model.rows), model.num_vars)
+
+
+def matrix(model: LinearModel, stop: Stop | None = None) -> Matrix:
+    """The model's matrix view, built on first use (under ``stop``: ``StopRequested`` when it
+    cannot finish) and cached on the model."""
+    cached = model._matrix
+    if cached is None or cached.key != _key(model):
+        cached = Matrix(model, stop)
+        model._matrix = cached
+    return cached
