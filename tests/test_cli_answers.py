@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from gpualloc import optimizer
 from gpualloc.cli import app
 from gpualloc.models import Instance, SolveStatus, load_instance, load_plan
-from gpualloc.optimizer.backends import BackendResult, Progress, SolveParams
+from gpualloc.optimizer.backends import BackendResult, Capabilities, Progress, SolveParams
 from gpualloc.optimizer.model.formulation import LinearModel
 from tests.conftest import check_plan
 
@@ -121,6 +121,8 @@ class _Stub:
     reports a progress bound far above the trivial bound."""
 
     name = "stub"
+    capabilities = Capabilities(proves_bound=True, takes_hint=False, stops_on_request=False,
+                                deterministic=True)
 
     def __init__(self, factor: float) -> None:
         self.factor = factor
@@ -129,7 +131,7 @@ class _Stub:
         return True
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: Any = None) -> BackendResult:
+              progress: Any = None, *, stop: Any = None) -> BackendResult:
         from gpualloc.optimizer.backends.greedy import greedy_values
 
         values = greedy_values(model)
