@@ -30,10 +30,11 @@ import networkx as nx
 from ...models import Instance, InstanceError, Job
 from ...models.validator import validate
 from ...optimizer.backends import Backend
-from ...optimizer.model.formulation import LinearModel
+from ...optimizer.model.formulation import LinearModel, Row
 from .chains import _graph, _runnable, _Timing
-from .elastic import _Elastic, _elastic, _parse, _relax
+from .elastic import _Elastic, _elastic, _parse, _relax, _span
 from .explanation import Explanation, Relaxation, Requirement, RequirementKind, _num, _ranges
+from .floors import _explain_floors
 from .minimal import check_below
 
 
@@ -42,6 +43,10 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     from ...optimizer.solve import solve
 
     began = time.perf_counter()
+    if any(s.min_share for s in instance.startups):
+        floors = _explain_floors(instance, engine, time_limit / 2, seed)
+        if floors is not None:
+            return floors
     ex = Explanation(instance=instance.name, feasible=False)
     graph = _graph(instance)
     mandatory = [j.id for j in instance.jobs if j.mandatory]
@@ -138,6 +143,10 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     relaxations, data = _relax(relaxed, elastic, data)
     ex.relaxations.extend(relaxations)
     ex.conflicts.extend(_conflicts(relaxed, elastic, dependants, named))
+    stuck = [j for j in elastic.dropped if j not in named]
+    if stuck:
+        unfixable = True
+        ex.conflicts.extend(_stuck(relaxed, stuck, dependants))
     if not ex.conflicts and not ex.relaxations:
         ex.notes.append("no conflict found: the elastic model is feasible without relaxing "
                         "anything")
@@ -187,6 +196,50 @@ def _role(jid: str, job: Job, dependants: dict[str, list[str]]) -> str:
     return f"job {jid} (must run: mandatory {who} comes after it)"
 
 
+def _stuck(instance: Instance, jobs: list[str],
+           dependants: dict[str, list[str]]) -> list[Requirement]:
+    """Required jobs the elastic model leaves out: no relaxation it knows lets them run."""
+    out = []
+    for jid in jobs:
+        job = instance.job_by_id[jid]
+        s = instance.startup_by_id[job.startup]
+        detail = (f"{_role(jid, job, dependants)} cannot run under any relaxation of "
+                  "capacity, caps, credits, tranches or floors")
+        first = s.tranches[0].from_ if s.tranches else 0
+        shortest = min((o.periods for o in job.options), default=0)
+        if first > 0 and instance.deadline(job) - shortest < first:
+            detail += (f": it must run before period {first}, and start-up {s.id} has no "
+                       f"credits before its first tranche (from {first})")
+        out.append(Requirement("mandatory" if job.mandatory else "dependency", jid, detail))
+    return out
+
+
+def _startup_limit(instance: Instance, row: Row) -> Requirement:
+    """A start-up's credits, credit window (tranches) or floor as a conflicting requirement."""
+    ident, label = _parse(row.name)
+    s = instance.startup_by_id[ident]
+    if row.kind == "floor":
+        return Requirement("floor", row.name, f"start-up {ident} must reach min_share "
+                           f"{_num(s.min_share)} (value {_num(row.rhs)} of its asked "
+                           f"{_num(instance.asked_value[ident])})")
+    if row.kind == "credits" and not s.tranches:
+        return Requirement("credits", row.name, f"start-up {ident} holds "
+                           f"{_num(s.credits)} credits")
+    if row.kind == "credits":
+        return Requirement("credits", row.name, f"start-up {ident} holds {_num(s.credits)} "
+                           f"credits in {len(s.tranches)} tranches")
+    first, last = _span(label)
+    if s.carry_over:
+        what = (f"its spend in periods {first}-{last} is at most the {_num(row.rhs)} credits "
+                f"released by period {last}")
+    else:
+        n = next((k for k, t in enumerate(s.tranches) if t.from_ == first), None)
+        what = (f"spends nothing before its first tranche (periods {first}-{last})"
+                if n is None else f"its spend in periods {first}-{last} is at most "
+                f"tranche {n}'s {_num(row.rhs)} credits (no carry-over)")
+    return Requirement("tranche", row.name, f"start-up {ident}: {what}")
+
+
 def _unavoidable(model: LinearModel, touching: set[int]) -> set[str]:
     """Jobs every placement of which uses one of the relaxed limits (no way around them)."""
     avoids: set[str] = set()
@@ -206,7 +259,7 @@ def _conflicts(instance: Instance, el: _Elastic, dependants: dict[str, list[str]
     out: list[Requirement] = []
     model = el.model
     seen: set[str] = set()
-    touching = {v for k in el.excess
+    touching = {v for k in el.excess if model.rows[k].kind != "floor"
                 for v, c in zip(model.rows[k].vars, model.rows[k].coefs, strict=True) if c > 0}
     jobs = _unavoidable(model, touching)
     for k in sorted(el.excess):
@@ -225,10 +278,8 @@ def _conflicts(instance: Instance, el: _Elastic, dependants: dict[str, list[str]
                                        f"{_ranges(ts)}"))
             continue
         ident, _ = _parse(row.name)
-        if row.kind == "credits":
-            s = instance.startup_by_id[ident]
-            out.append(Requirement("credits", row.name, f"start-up {ident} holds "
-                                   f"{_num(s.credits)} credits"))
+        if row.kind in ("credits", "tranche", "floor"):
+            out.append(_startup_limit(instance, row))
             continue
         cap = next(c for c in instance.caps if c.id == ident)
         key = f"{'share' if row.name.startswith('share[') else 'cap'}[{ident}]"

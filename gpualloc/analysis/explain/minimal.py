@@ -27,14 +27,15 @@ def step(r: Relaxation) -> float:
     """How far below the relaxed value the check goes."""
     if r.kind == "deadline":
         return 1.0
-    if r.kind == "share":
+    if r.kind in ("share", "floor"):
         return 1e-4
     return float(max(1, math.ceil(1e-5 * abs(r.after or 0.0))))
 
 
 def lowered(instance: Instance, data: dict[str, Any], r: Relaxation) -> dict[str, Any] | None:
-    """``data`` (the relaxed instance) with ``r``'s amount lowered by one ``step``; None when
-    the relaxation has no value just below (a share limit removed, credits in tranches)."""
+    """``data`` (the relaxed instance) with ``r``'s amount lowered by one ``step`` (a floor:
+    raised back by one step); None when the relaxation has no value just below (a share
+    limit removed). A tranche is lowered with the what-if change kind ``tranche``."""
     out = copy.deepcopy(data)
     d = step(r)
     if r.kind == "deadline":
@@ -59,6 +60,15 @@ def lowered(instance: Instance, data: dict[str, Any], r: Relaxation) -> dict[str
             return None
         cap = next(c for c in out["caps"] if c["id"] == r.target)
         cap["fraction"] = max(0.0, r.after - d)
+    elif r.kind == "floor":
+        s = next(s for s in out["startups"] if s["id"] == r.target)
+        s["min_share"] = min(r.before or 0.0, (r.after or 0.0) + d)
+    elif r.kind == "tranche":
+        from ...models.scenarios import apply
+
+        change = {"kind": "tranche", "startup": r.target, "index": r.index or 0,
+                  "set": max(0.0, (r.after or 0.0) - d)}
+        out = apply(Instance.model_validate(out), [change]).model_dump(by_alias=True)
     else:
         s = next(s for s in out["startups"] if s["id"] == r.target)
         if s.get("tranches"):
@@ -89,12 +99,17 @@ def check_below(instance: Instance, data: dict[str, Any], relaxations: list[Rela
         findings.append(f"only the first {MAX_CHECKS} of {len(relaxations)} relaxations "
                         "were checked just below")
     for n, r in enumerate(todo):
-        below = lowered(instance, data, r)
+        try:
+            below = lowered(instance, data, r)
+        except (InstanceError, ValueError) as e:  # reported, never raised
+            ok = False
+            findings.append(f"{r.kind} {r.target}: could not build the instance below: {e}")
+            continue
         if below is None:
             ok = False
             findings.append(f"{r.kind} {r.target}: no value just below to check")
             continue
-        value = (r.after or 0.0) - step(r)
+        value = (r.after or 0.0) + (step(r) if r.kind == "floor" else -step(r))
         try:
             low = Instance.model_validate(below)
         except (InstanceError, ValueError) as e:  # reported, never raised
@@ -108,9 +123,17 @@ def check_below(instance: Instance, data: dict[str, Any], relaxations: list[Rela
             break
         plan = solve(low, engine, time_limit=remaining / (len(todo) - n), seed=seed)
         if plan.status == SolveStatus.INFEASIBLE:
-            findings.append(f"{r.kind} {r.target} at {_num(value)} (just below): infeasible")
+            findings.append(f"{_what(r)} at {_num(value)} (just below): infeasible")
         else:
             ok = False
-            findings.append(f"{r.kind} {r.target} at {_num(value)} (just below): "
+            findings.append(f"{_what(r)} at {_num(value)} (just below): "
                             f"{plan.status.value}, not proven infeasible")
     return ok, findings
+
+
+def _what(r: Relaxation) -> str:
+    if r.kind == "tranche":
+        return f"tranche {r.index} of {r.target}"
+    if r.kind == "floor":
+        return f"min_share of {r.target}"
+    return f"{r.kind} {r.target}"
