@@ -1,9 +1,12 @@
 """The elastic model of an infeasible instance and the smallest relaxation read from it.
 
 The neutral ``LinearModel`` of the instance (pools uncapped so that placements removed only for
-capacity come back) gets a nonnegative continuous slack ``s_r`` on every capacity, cap, share
-and credit row (``lhs - s_r <= rhs``) and a continuous ``drop_j`` on every mandatory assignment
-row (``sum x + drop_j == 1``). It is solved lexicographically with PuLP (HiGHS, else CBC): first
+capacity come back) gets a nonnegative continuous slack ``s_r`` on every capacity, cap, share,
+credit, tranche and floor row (``lhs - s_r <= rhs``; a floor ``lhs + s_r >= rhs``) and a
+continuous ``drop_j`` on every mandatory assignment row (``sum x + drop_j == 1``). A start-up
+with tranches has one slack per tranche, shared by every credit window that tranche counts in
+(``_Slacks``), so a relaxation raises a tranche, by index, never the total. It is solved
+lexicographically with PuLP (HiGHS, else CBC): first
 the number of dropped mandatory jobs, then the total **normalised slack** ``sum s_r / scale_r``
 where ``scale_r`` is the row's right-hand side or its largest single coefficient, whichever is
 larger: GPUs over the pool's capacity in that period, TPP / GPUs / GPU-hours over the cap's

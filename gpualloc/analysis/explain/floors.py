@@ -42,6 +42,8 @@ def _explain_floors(instance: Instance, engine: Backend, time_limit: float,
         ex.relaxations.append(Relaxation("floor", line.startup, line.min_share - line.relaxed_to,
                                          "share", line.min_share, line.relaxed_to))
         index[line.startup]["min_share"] = line.relaxed_to
+    ex.notes.append(f"the floors are lowered alike: {_num(fr.delta)} is the smallest uniform "
+                    "lowering (analysis.floors.floor_relaxation)")
     if fr.status != "optimal":
         ex.notes.append(f"the floor relaxation is {fr.status}: delta {_num(fr.delta)} may not "
                         f"be the smallest (proven at least {_num(fr.delta_bound)})")

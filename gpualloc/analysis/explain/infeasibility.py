@@ -10,12 +10,17 @@ together with the limits they cannot share. It works in two steps:
    that is too tight or a dependency chain that is too long (named, e.g. ``a -> b -> c``); the
    relaxation is the smallest later deadline (the earliest end). A required job with no option
    any allowed cluster can run cannot be relaxed this way and is named as such.
-2. *Capacity, caps and credits*, with the elastic model (``elastic.py``) of the instance with
-   the deadlines of step 1 relaxed; mandatory jobs it drops are those step 1 names.
+2. *Capacity, caps, credits, tranches and floors*, with the elastic model (``elastic.py``) of
+   the instance with the deadlines of step 1 relaxed; mandatory jobs it drops are those step 1
+   names, or jobs no relaxation lets run (e.g. before a start-up's first tranche).
+
+An instance whose ``min_share`` floors alone cannot hold together (the rest is feasible) is
+explained by ``floors.py`` instead: the floors that bind and the smallest uniform lowering.
 
 The relaxation is checked by building the relaxed instance (deadlines moved; pool capacity
 raised in exactly the periods that need it, via capacity changes; cap limits raised by the
-largest window excess; share fractions raised; credits raised) and solving it with
+largest window excess; share fractions raised; credits raised; tranches raised with the what-if
+change kind ``tranche``; floors lowered) and solving it with
 ``optimizer.solve``; ``Explanation.verified`` reports whether that plan is feasible and valid.
 """
 

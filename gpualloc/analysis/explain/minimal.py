@@ -6,7 +6,9 @@ optimality. This module checks the result from outside: for every relaxation it 
 relaxed instance with that one amount lowered by one step (everything else kept relaxed) and
 solves it; each such instance must be proven infeasible. A step is one period for a deadline
 and ``max(1, ceil(1e-5 x the relaxed value))`` units for GPUs, TPP, GPU-hours and credits (more than
-the validator's 1e-6 tolerance), 1e-4 for a share fraction.
+the validator's 1e-6 tolerance), 1e-4 for a share fraction or a ``min_share`` (a floor is relaxed
+by lowering it, so its check raises it back). A tranche is lowered, like it was raised, with the
+what-if change kind ``{kind: tranche, startup, index, set}`` (the start-up's credits follow).
 """
 
 from __future__ import annotations
