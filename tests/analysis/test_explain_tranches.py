@@ -5,6 +5,7 @@ and the binding tranche as the reason a job is out of a feasible plan."""
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from gpualloc import analysis, optimizer
 from gpualloc.analysis import Explanation, Relaxation
 from gpualloc.analysis.explain import job_reasons
 from gpualloc.analysis.floors import floor_relaxation
-from gpualloc.models import Instance, SolveStatus
+from gpualloc.models import Instance, InstanceError, SolveStatus
 from gpualloc.models.scenarios import apply
 from tests.conftest import check_plan
 
@@ -170,3 +171,57 @@ def test_an_unscheduled_job_names_the_tranche_that_binds() -> None:
     assert len(quick) == 1 and quick[0].detail.endswith(
         "tranche 1 of moonshot binds in periods 2-3")
     assert "credits of moonshot" not in quick[0].detail
+
+
+def random_instance(rng: random.Random) -> Instance | None:
+    """Three start-ups, most with tranches (with or without carry-over), some with floors,
+    and three to seven small jobs on one pool; None when the draw is not a valid instance."""
+    periods = rng.randint(2, 5)
+    startups = []
+    for k in range(3):
+        s: dict[str, Any] = {"id": f"s{k}"}
+        if rng.random() < 0.8:
+            froms = sorted(rng.sample(range(periods), rng.randint(1, min(3, periods))))
+            froms[0] = 0 if rng.random() < 0.7 else froms[0]
+            s["tranches"] = [{"from": f, "credits": rng.choice([0, 40, 80, 100, 160, 200])}
+                             for f in froms]
+            s["carry_over"] = rng.random() < 0.5
+        if rng.random() < 0.7:
+            s["min_share"] = rng.choice([0.3, 0.5, 0.8])
+        startups.append(s)
+    jobs = []
+    for j in range(rng.randint(3, 7)):
+        release = rng.randint(0, periods - 1)
+        jobs.append({"id": f"j{j}", "startup": f"s{rng.randint(0, 2)}",
+                     "value": rng.randint(1, 5), "release": release,
+                     "deadline": rng.randint(release + 1, periods),
+                     "mandatory": rng.random() < 0.4,
+                     "options": opt(rng.choice([4, 8]), rng.randint(1, 2))})
+    try:
+        return instance(startups, jobs, periods=periods, gpus=rng.choice([8, 12, 16]))
+    except (InstanceError, ValueError):
+        return None
+
+
+def test_random_tranche_and_floor_instances_are_explained_minimally() -> None:
+    # Every infeasible draw is either relaxed (feasible and validated at the relaxation,
+    # proven infeasible just below) or names a job no relaxation lets run (before a first
+    # tranche); no draw raises.
+    rng = random.Random(16)
+    seen = 0
+    for _ in range(150):
+        inst = random_instance(rng)
+        if inst is None:
+            continue
+        plan = optimizer.solve(inst, "cpsat", time_limit=10)
+        if plan.status != SolveStatus.INFEASIBLE:
+            continue
+        seen += 1
+        ex = analysis.explain(inst, plan, time_limit=20)
+        if ex.verified is not True:
+            assert "before its first tranche" in str(ex), str(ex)
+            continue
+        assert ex.minimal is True, str(ex)
+        assert ex.relaxed_instance is not None
+        check_plan(ex.relaxed_instance, optimizer.solve(ex.relaxed_instance, "cpsat"))
+    assert seen >= 10

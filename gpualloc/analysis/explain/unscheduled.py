@@ -278,7 +278,8 @@ def _tranche_names(instance: Instance, model: LinearModel, plan: Plan) -> dict[i
         if row.kind == "credits":
             n: int | None = len(s.tranches) - 1
         elif s.carry_over:
-            n = max(i for i, t in enumerate(s.tranches) if t.from_ <= int(row.key[2]))
+            n = max((i for i, t in enumerate(s.tranches) if t.from_ <= int(row.key[2])),
+                    default=None)
         else:
             n = next((i for i, t in enumerate(s.tranches) if t.from_ == int(row.key[1])), None)
         if n is None:
