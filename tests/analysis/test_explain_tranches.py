@@ -93,15 +93,22 @@ def test_carry_over_credits_short_relax_a_tranche_not_the_total() -> None:
     assert "in 2 tranches" in str(ex)
 
 
-def test_nothing_spendable_before_the_first_tranche_is_named() -> None:
+def test_a_job_before_the_first_tranche_releases_it_earlier() -> None:
+    # a must run in period 0; nothing is spendable before tranche 0 (from 1): release it one
+    # period earlier, exactly (from 1 it is infeasible again).
     inst = Instance.model_validate({
         **instance([], []).model_dump(by_alias=True),
         "startups": [{"id": "moonshot", "tranches": [{"from": 1, "credits": 1000}]}],
         "jobs": [{"id": "a", "startup": "moonshot", "value": 5, "mandatory": True,
                   "deadline": 1, "options": opt()}]})
-    ex = analysis.explain(inst, time_limit=10)
-    assert not ex.feasible and ex.verified is False
+    ex = infeasible(inst)
+    assert ex.relaxations == [Relaxation("tranche_shift", "moonshot", 1.0, "periods", 1.0, 0.0,
+                                         None, 0)]
     assert "no credits before its first tranche (from 1)" in str(ex)
+    assert "released 1 period earlier (from period 1 -> 0)" in str(ex)
+    assert "tranche 0 of moonshot from period 1 (just below): infeasible" in ex.minimality
+    assert solves(inst, [{"kind": "tranche_shift", "startup": "moonshot", "index": 0,
+                          "by": -1}]) == SolveStatus.OPTIMAL
 
 
 def floors_clash() -> Instance:
@@ -204,9 +211,8 @@ def random_instance(rng: random.Random) -> Instance | None:
 
 
 def test_random_tranche_and_floor_instances_are_explained_minimally() -> None:
-    # Every infeasible draw is either relaxed (feasible and validated at the relaxation,
-    # proven infeasible just below) or names a job no relaxation lets run (before a first
-    # tranche); no draw raises.
+    # Every infeasible draw is relaxed: feasible and validated at the relaxation, proven
+    # infeasible just below; no draw raises.
     rng = random.Random(16)
     seen = 0
     for _ in range(150):
@@ -218,10 +224,7 @@ def test_random_tranche_and_floor_instances_are_explained_minimally() -> None:
             continue
         seen += 1
         ex = analysis.explain(inst, plan, time_limit=20)
-        if ex.verified is not True:
-            assert "before its first tranche" in str(ex), str(ex)
-            continue
-        assert ex.minimal is True, str(ex)
+        assert ex.verified is True and ex.minimal is True, str(ex)
         assert ex.relaxed_instance is not None
         check_plan(ex.relaxed_instance, optimizer.solve(ex.relaxed_instance, "cpsat"))
     assert seen >= 10

@@ -14,7 +14,8 @@ _TOL = 1e-6
 
 RequirementKind = Literal["mandatory", "dependency", "window", "placement", "capacity", "cap",
                           "share", "credits", "tranche", "floor"]
-RelaxationKind = Literal["deadline", "capacity", "cap", "share", "credits", "tranche", "floor"]
+RelaxationKind = Literal["deadline", "capacity", "cap", "share", "credits", "tranche",
+                         "tranche_shift", "floor"]
 ReasonKind = Literal["ineligible", "no_fit", "predecessor", "displaces", "blocked", "addable",
                      "not_evaluated"]
 
@@ -34,7 +35,8 @@ class Requirement:
 @dataclass(frozen=True)
 class Relaxation:
     """Raise ``target`` by ``amount`` ``unit`` (from ``before`` to ``after``) in ``periods``;
-    ``tranche``: tranche ``index`` of start-up ``target`` (``periods``: its periods); ``floor``:
+    ``tranche``: tranche ``index`` of start-up ``target`` (``periods``: its periods);
+    ``tranche_shift``: that tranche's ``from`` moved ``amount`` periods earlier; ``floor``:
     lower the ``min_share`` of start-up ``target`` by ``amount``."""
 
     kind: RelaxationKind
@@ -50,6 +52,10 @@ class Relaxation:
         if self.kind == "tranche":
             return (f"{tranche_text(self.target, self.index or 0, periods=self.periods)}: "
                     f"+{_num(self.amount)} credits ({_num(self.before)} -> {_num(self.after)})")
+        if self.kind == "tranche_shift":
+            return (f"tranche {self.index or 0} of {self.target}: released "
+                    f"{_num(self.amount)} period{'s' * (self.amount != 1)} earlier (from "
+                    f"period {_num(self.before)} -> {_num(self.after)})")
         if self.kind == "floor":
             return (f"min_share of start-up {self.target}: -{_num(self.amount)} "
                     f"({_num(self.before)} -> {_num(self.after)})")

@@ -138,6 +138,16 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     # Step 2: the elastic model for capacity, caps, shares and credits.
     remaining = max(0.5, time_limit - (time.perf_counter() - began))
     elastic = _elastic(relaxed, remaining)
+    shifts = _first_tranche_shifts(relaxed, [j for j in elastic.dropped if j not in named],
+                                   timing, ex, dependants)
+    if shifts:  # jobs that must run before a first tranche: release it earlier, then again
+        from ...models.scenarios import apply
+
+        ex.relaxations.extend(shifts)
+        relaxed = apply(relaxed, [{"kind": "tranche_shift", "startup": r.target, "index": 0,
+                                   "by": -int(r.amount)} for r in shifts])
+        data = relaxed.model_dump(by_alias=True)
+        elastic = _elastic(relaxed, remaining)
     ex.time_limited = elastic.time_limited
     if elastic.time_limited:
         ex.notes.append("the elastic model hit its time limit: the relaxation may not be "
@@ -199,6 +209,41 @@ def _role(jid: str, job: Job, dependants: dict[str, list[str]]) -> str:
         return f"mandatory job {jid}"
     who = ", ".join(sorted(dependants.get(jid, [])))
     return f"job {jid} (must run: mandatory {who} comes after it)"
+
+
+def _first_tranche_shifts(instance: Instance, stuck: list[str], timing: _Timing,
+                          ex: Explanation, dependants: dict[str, list[str]]) -> list[Relaxation]:
+    """When every job the elastic model leaves out must run before its start-up's first
+    tranche: that tranche released just early enough (``from`` the latest start of the
+    job's shortest runnable option), named in ``ex.conflicts``; else nothing."""
+    latest: dict[str, int] = {}
+    for jid in stuck:
+        job = instance.job_by_id[jid]
+        s = instance.startup_by_id[job.startup]
+        usable = timing.usable.get(jid)
+        if not s.tranches or not usable:
+            return []
+        start = instance.deadline(job) - min(usable.values())
+        if start >= s.tranches[0].from_ or start < job.release:
+            return []
+        latest[s.id] = min(latest.get(s.id, start), start)
+    out = []
+    for sid, start in latest.items():
+        first = instance.startup_by_id[sid].tranches[0].from_
+        jobs = [j for j in stuck if instance.job_by_id[j].startup == sid]
+        ex.conflicts.append(Requirement("tranche", f"tranche[{sid},0-{first - 1}]",
+                                        f"start-up {sid} has no credits before its first "
+                                        f"tranche (from {first})"))
+        for j in jobs:
+            job = instance.job_by_id[j]
+            by = instance.deadline(job) - min(timing.usable[j].values())
+            ex.conflicts.append(Requirement(
+                "mandatory" if job.mandatory else "dependency", j,
+                f"{_role(j, job, dependants)} must start by period {by} to end by its "
+                f"deadline {instance.deadline(job)}"))
+        out.append(Relaxation("tranche_shift", sid, float(first - start), "periods",
+                              float(first), float(start), None, 0))
+    return out
 
 
 def _stuck(instance: Instance, jobs: list[str],

@@ -27,7 +27,7 @@ MAX_CHECKS = 12
 
 def step(r: Relaxation) -> float:
     """How far below the relaxed value the check goes."""
-    if r.kind == "deadline":
+    if r.kind in ("deadline", "tranche_shift"):
         return 1.0
     if r.kind in ("share", "floor"):
         return 1e-4
@@ -65,6 +65,11 @@ def lowered(instance: Instance, data: dict[str, Any], r: Relaxation) -> dict[str
     elif r.kind == "floor":
         s = next(s for s in out["startups"] if s["id"] == r.target)
         s["min_share"] = min(r.before or 0.0, (r.after or 0.0) + d)
+    elif r.kind == "tranche_shift":
+        from ...models.scenarios import apply
+
+        change = {"kind": "tranche_shift", "startup": r.target, "index": r.index or 0, "by": 1}
+        out = apply(Instance.model_validate(out), [change]).model_dump(by_alias=True)
     elif r.kind == "tranche":
         from ...models.scenarios import apply
 
@@ -111,7 +116,8 @@ def check_below(instance: Instance, data: dict[str, Any], relaxations: list[Rela
             ok = False
             findings.append(f"{r.kind} {r.target}: no value just below to check")
             continue
-        value = (r.after or 0.0) + (step(r) if r.kind == "floor" else -step(r))
+        value = (r.after or 0.0) + (step(r) if r.kind in ("floor", "tranche_shift")
+                                       else -step(r))
         try:
             low = Instance.model_validate(below)
         except (InstanceError, ValueError) as e:  # reported, never raised
@@ -125,17 +131,18 @@ def check_below(instance: Instance, data: dict[str, Any], relaxations: list[Rela
             break
         plan = solve(low, engine, time_limit=remaining / (len(todo) - n), seed=seed)
         if plan.status == SolveStatus.INFEASIBLE:
-            findings.append(f"{_what(r)} at {_num(value)} (just below): infeasible")
+            findings.append(f"{_at(r, value)} (just below): infeasible")
         else:
             ok = False
-            findings.append(f"{_what(r)} at {_num(value)} (just below): "
+            findings.append(f"{_at(r, value)} (just below): "
                             f"{plan.status.value}, not proven infeasible")
     return ok, findings
 
 
-def _what(r: Relaxation) -> str:
-    if r.kind == "tranche":
-        return f"tranche {r.index} of {r.target}"
-    if r.kind == "floor":
-        return f"min_share of {r.target}"
-    return f"{r.kind} {r.target}"
+def _at(r: Relaxation, value: float) -> str:
+    """``r``'s subject at ``value``: ``tranche 0 of moonshot at 159``."""
+    if r.kind == "tranche_shift":
+        return f"tranche {r.index} of {r.target} from period {_num(value)}"
+    what = {"tranche": f"tranche {r.index} of {r.target}",
+            "floor": f"min_share of {r.target}"}.get(r.kind, f"{r.kind} {r.target}")
+    return f"{what} at {_num(value)}"
