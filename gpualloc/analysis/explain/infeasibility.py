@@ -170,7 +170,7 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     if unfixable:
         ex.verified = False
         ex.verification = ("not checked: some required job cannot run under any relaxation "
-                           "of deadlines, capacity, caps or credits")
+                           "of deadlines, capacity, caps, credits, tranches or floors")
         return ex
     try:
         final = Instance.model_validate(data)
