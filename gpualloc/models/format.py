@@ -95,3 +95,14 @@ def csv_value(x: object) -> object:
     v = float(f"{x:.12g}")
     v = 0.0 if v == 0 else v
     return int(v) if v.is_integer() and abs(v) < 2**53 else v
+
+
+def ranges(ts: list[int]) -> str:
+    """Sorted periods as ranges: ``[1, 2, 3, 7]`` -> ``1-3, 7``."""
+    out: list[list[int]] = []
+    for t in ts:
+        if out and t == out[-1][1] + 1:
+            out[-1][1] = t
+        else:
+            out.append([t, t])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)

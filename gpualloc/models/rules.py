@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .format import num, ranges
 from .instance import Cap, Cluster, Instance, Job, Pool, Startup
 from .plan import Assignment
 
@@ -231,6 +232,23 @@ def credit_windows(startup: Startup, horizon: int) -> list[CreditWindow]:
             limit = 0.0 if k is None else startup.tranches[k].credits
             out.append(CreditWindow(startup.id, k, periods, limit))
     return out
+
+
+def tranche_text(startup: str, index: int, binding_periods: list[int] | None = None,
+                 periods: tuple[int, int] | None = None, unspent: float | None = None) -> str:
+    """The one wording of a tranche in reasons: ``tranche 2 of moonshot binds in periods
+    13-20`` (its ``binding_periods``, from the metrics), else ``tranche 2 of moonshot
+    (periods 13-25)``, with ``has 20 credits left`` when ``unspent`` is given."""
+    name = f"tranche {index} of {startup}"
+    if binding_periods:
+        return f"{name} binds in period{'s' * (len(binding_periods) > 1)} " \
+            f"{ranges(sorted(binding_periods))}"
+    if periods is not None:
+        a, b = periods
+        name += f" (period {a})" if a == b else f" (periods {a}-{b})"
+    if unspent is not None:
+        name += f" has {num(max(0.0, unspent))} credits left"
+    return name
 
 
 def shares(instance: Instance, assignments: Iterable[Assignment]) -> dict[str, float]:

@@ -11,6 +11,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from ..models import Instance, Plan
+from ..models.format import ranges
 
 if TYPE_CHECKING:  # matplotlib is imported by the plots only: the CLI summary stays light
     from matplotlib.axes import Axes
@@ -101,7 +102,7 @@ def tranche_lines(instance: Instance, metrics: Metrics) -> list[str]:
         for tr in metrics["startups"][s.id]["tranches"]:
             first, last = tr["periods"]
             binds = tr["binding_periods"]
-            where = f"binds in periods {_ranges(binds)}" if binds else "does not bind"
+            where = f"binds in periods {ranges(binds)}" if binds else "does not bind"
             out.append(f"{s.id} tranche {tr['index']} (periods {first}-{last}, "
                        f"{tr['credits']:,.0f} credits{'' if s.carry_over else ', no carry-over'}"
                        f"): spend {tr['spend']:,.0f} in its periods, {tr['cumulative_spend']:,.0f}"
@@ -182,17 +183,6 @@ def credit_figures(instance: Instance, plan: Plan, metrics: Metrics) -> list[tup
         out.append(("shares", "Share of asked value per start-up",
                     plot_shares(instance, plan, metrics=metrics)))
     return out
-
-
-def _ranges(ts: list[int]) -> str:
-    """``[1, 2, 3, 7]`` -> ``1-3, 7``."""
-    out = []
-    for t in ts:
-        if out and t == out[-1][1] + 1:
-            out[-1][1] = t
-        else:
-            out.append([t, t])
-    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
 
 
 __all__ = ["credit_figures", "credit_sections_html", "credit_sections_markdown",

@@ -1,9 +1,12 @@
 """The elastic model of an infeasible instance and the smallest relaxation read from it.
 
 The neutral ``LinearModel`` of the instance (pools uncapped so that placements removed only for
-capacity come back) gets a nonnegative continuous slack ``s_r`` on every capacity, cap, share
-and credit row (``lhs - s_r <= rhs``) and a continuous ``drop_j`` on every mandatory assignment
-row (``sum x + drop_j == 1``). It is solved lexicographically with PuLP (HiGHS, else CBC): first
+capacity come back) gets a nonnegative continuous slack ``s_r`` on every capacity, cap, share,
+credit, tranche and floor row (``lhs - s_r <= rhs``; a floor ``lhs + s_r >= rhs``) and a
+continuous ``drop_j`` on every mandatory assignment row (``sum x + drop_j == 1``). A start-up
+with tranches has one slack per tranche, shared by every credit window that tranche counts in
+(``_Slacks``), so a relaxation raises a tranche, by index, never the total. It is solved
+lexicographically with PuLP (HiGHS, else CBC): first
 the number of dropped mandatory jobs, then the total **normalised slack** ``sum s_r / scale_r``
 where ``scale_r`` is the row's right-hand side or its largest single coefficient, whichever is
 larger: GPUs over the pool's capacity in that period, TPP / GPUs / GPU-hours over the cap's
@@ -18,11 +21,12 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 
-from ...models import Instance
-from ...optimizer.model.formulation import LinearModel, build, capacity_rows
+from ...models import Instance, Startup
+from ...optimizer.model.formulation import LinearModel, Row, build, capacity_rows
 from .explanation import _TOL, Relaxation
 
 
@@ -39,6 +43,7 @@ class _Elastic:
     solver: str
     proven: bool = False  # the least normalised slack is proven optimal
     norm: float = 0.0  # that least normalised slack (sum of fractions of the limits added)
+    tranches: dict[tuple[str, int], float] = field(default_factory=dict)  # credits to add
 
 
 def _uncapped(instance: Instance) -> Instance:
@@ -52,6 +57,9 @@ def _uncapped(instance: Instance) -> Instance:
     return Instance.model_validate(data)
 
 
+SOFT = ("capacity", "cap", "credits", "tranche", "floor")
+
+
 def _elastic(instance: Instance, time_limit: float) -> _Elastic:
     model = build(_uncapped(instance))
     model.rows = [r for r in model.rows if r.kind != "capacity"]
@@ -60,56 +68,134 @@ def _elastic(instance: Instance, time_limit: float) -> _Elastic:
         cluster, accelerator, t = row.key
         capacity[len(model.rows)] = (str(cluster), str(accelerator), int(t), int(row.rhs))
         model.rows.append(row)
-    soft = [k for k, r in enumerate(model.rows) if r.kind in ("capacity", "cap", "credits")]
-    # One slack per relaxable quantity: a pool in one period, a cap's limit (shared by all its
-    # windows), a share row, a start-up's credits.
-    groups: dict[str, list[int]] = defaultdict(list)
-    for k in soft:
-        name = model.rows[k].name
-        groups[f"cap[{_parse(name)[0]}]" if name.startswith("cap[") else name].append(k)
+    soft = [k for k, r in enumerate(model.rows) if r.kind in SOFT]
+    slacks = _Slacks(instance, model, soft)
     drops = [k for k, r in enumerate(model.rows) if r.kind == "assign" and r.sense == "=="]
-    values, time_limited, solver, proven, norm = _solve_elastic(
-        model, list(groups.values()), drops, time_limit)
+    values, time_limited, solver, proven, norm = _solve_elastic(model, slacks, drops,
+                                                                time_limit)
     excess = {}
     for k in soft:
         row = model.rows[k]
         lhs = math.fsum(c * values[v] for v, c in zip(row.vars, row.coefs, strict=True))
-        if lhs > row.rhs + _TOL * max(1.0, abs(row.rhs)):
-            excess[k] = lhs - row.rhs
+        over = row.rhs - lhs if row.sense == ">=" else lhs - row.rhs
+        if over > _TOL * max(1.0, abs(row.rhs)):
+            excess[k] = over
     dropped = [model.rows[k].name[len("assign["):-1] for k in drops
                if sum(values[v] for v in model.rows[k].vars) < 0.5]
     return _Elastic(model, values, excess, capacity, dropped, time_limited, solver, proven,
-                    norm)
+                    norm, slacks.tranche_needs(model, excess))
 
 
-def _solve_elastic(model: LinearModel, groups: list[list[int]], drops: list[int],
+class _Slacks:
+    """One nonnegative slack per relaxable quantity, each with its scale, and the slacks of
+    every soft row (``terms[k]``: slack indices).
+
+    A pool in one period, a cap's limit (shared by all its windows), a share row, a start-up's
+    credits and a floor each have one slack on their own rows. A start-up with tranches has
+    one slack per tranche, the credits added to it: it loosens every credit window of the
+    start-up that the tranche's release counts in (carry-over: the cumulative windows from its
+    ``from`` on and the credits row; without carry-over: its own window and the credits
+    row). The windows before the first tranche have none: they stay hard.
+    """
+
+    def __init__(self, instance: Instance, model: LinearModel, soft: list[int]) -> None:
+        self.names: list[str] = []
+        self.terms: dict[int, list[int]] = {}
+        self.tranche_of: dict[int, tuple[str, int]] = {}  # slack -> (start-up, tranche)
+        index: dict[str, int] = {}
+
+        def slack(name: str) -> int:
+            if name not in index:
+                index[name] = len(self.names)
+                self.names.append(name)
+            return index[name]
+
+        startups = instance.startup_by_id
+        for k in soft:
+            row = model.rows[k]
+            if row.kind in ("tranche", "credits") and startups[_parse(row.name)[0]].tranches:
+                s = startups[_parse(row.name)[0]]
+                ts = _applicable(s, row, instance.horizon.periods)
+                self.terms[k] = []
+                for n in ts:
+                    g = slack(f"tranche[{s.id},{n}]")
+                    self.tranche_of[g] = (s.id, n)
+                    self.terms[k].append(g)
+                continue
+            name = row.name
+            if name.startswith("cap["):
+                name = f"cap[{_parse(name)[0]}]"
+            self.terms[k] = [slack(name)]
+        scale = [1e-9] * len(self.names)
+        for k, gs in self.terms.items():
+            row = model.rows[k]
+            size = max(abs(row.rhs), *(abs(c) for c in row.coefs), 0.0)
+            for g in gs:
+                if g not in self.tranche_of:
+                    scale[g] = max(scale[g], size)
+        for g, (sid, n) in self.tranche_of.items():
+            coefs = [abs(c) for k, gs in self.terms.items() if g in gs for c in model.rows[k].coefs]
+            scale[g] = max(1e-9, startups[sid].tranches[n].credits, *coefs)
+        self.scale = scale
+        self.row_scale = {k: max((scale[g] for g in gs), default=1.0)
+                          for k, gs in self.terms.items()}
+
+    def tranche_needs(self, model: LinearModel,
+                      excess: dict[int, float]) -> dict[tuple[str, int], float]:
+        """Exact credits to add per tranche for the chosen placements: the windows in order
+        (the credits row last), each short of ``excess`` after what earlier windows added
+        gets the rest on its tranche of largest scale (every tranche a window counts also
+        counts in every later window, so this is the least normalised amount)."""
+        need: dict[int, float] = defaultdict(float)
+        rows = sorted((k for k in excess if k in self.terms and self.terms[k]
+                       and all(g in self.tranche_of for g in self.terms[k])),
+                      key=lambda k: (model.rows[k].kind == "credits",
+                                     model.rows[k].key[2] if model.rows[k].key else 0))
+        for k in rows:
+            gs = self.terms[k]
+            short = excess[k] - math.fsum(need[g] for g in gs)
+            if short > _TOL * max(1.0, abs(model.rows[k].rhs)):
+                need[max(gs, key=lambda g: (self.scale[g], self.tranche_of[g][1]))] += short
+        return {self.tranche_of[g]: a for g, a in need.items() if a > 0}
+
+
+def _applicable(startup: Startup, row: Row, horizon: int) -> list[int]:
+    """The tranches whose credits count in the credit window ``row`` of ``startup``."""
+    froms = [t.from_ for t in startup.tranches]
+    if row.kind == "credits":
+        return list(range(len(froms)))
+    _, first, last = row.key
+    if startup.carry_over:
+        return [n for n, f in enumerate(froms) if f <= int(last)]
+    return [n for n, f in enumerate(froms) if f == int(first)]
+
+
+def _solve_elastic(model: LinearModel, slacks: _Slacks, drops: list[int],
                    time_limit: float) -> tuple[list[float], bool, str, bool, float]:
     """Lexicographic: fewest dropped mandatory jobs, then least normalised slack.
 
-    Each group of rows shares one slack variable, measured in units of the group's scale (the
-    rows are divided by it, so the slack is the fraction of the limit added and every
-    coefficient stays near 1: HiGHS has been seen to claim optimality at 1.13 with a dual
-    bound of 0 when the slack carried 1e-7 objective weights). A small private PuLP adapter
-    (binaries plus continuous slack), HiGHS if present, else CBC. Returns the placements'
-    values, whether a time limit stopped a phase, the solver, whether the slack phase was
-    proven optimal, and the minimal normalised slack.
+    Each slack is measured in units of its scale (the rows are divided by the largest scale
+    of their slacks, so the slack is the fraction of the limit added and every coefficient
+    stays near 1: HiGHS has been seen to claim optimality at 1.13 with a dual bound of 0 when
+    the slack carried 1e-7 objective weights). A small private PuLP adapter (binaries plus
+    continuous slack), HiGHS if present, else CBC. Returns the placements' values, whether a
+    time limit stopped a phase, the solver, whether the slack phase was proven optimal, and
+    the minimal normalised slack.
     """
     import pulp
 
     began = time.perf_counter()
     prob = pulp.LpProblem("elastic", pulp.LpMinimize)
     x = [prob.add_variable(f"x{i}", cat=pulp.LpBinary) for i in range(model.num_vars)]
-    scales = [max(1e-9, *(abs(model.rows[k].rhs) for k in rows),
-                  *(abs(c) for k in rows for c in model.rows[k].coefs)) for rows in groups]
-    slack_of = {k: g for g, rows in enumerate(groups) for k in rows}
-    slack = [prob.add_variable(f"s{g}", lowBound=0) for g in range(len(groups))]
+    slack = [prob.add_variable(f"s{g}", lowBound=0) for g in range(len(slacks.names))]
     drop = {k: prob.add_variable(f"d{k}", lowBound=0, upBound=1) for k in drops}
     senses = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
     for k, row in enumerate(model.rows):
-        scale = scales[slack_of[k]] if k in slack_of else 1.0
+        scale = slacks.row_scale.get(k, 1.0)
         terms = [(x[i], c / scale) for i, c in zip(row.vars, row.coefs, strict=True)]
-        if k in slack_of:
-            terms.append((slack[slack_of[k]], -1.0))
+        sign = 1.0 if row.sense == ">=" else -1.0  # loosen: lhs + s >= rhs, lhs - s <= rhs
+        for g in slacks.terms.get(k, ()):
+            terms.append((slack[g], sign * slacks.scale[g] / scale))
         if k in drop:
             terms.append((drop[k], 1.0))
         prob.addConstraint(pulp.LpConstraint(pulp.LpAffineExpression(terms), senses[row.sense],
@@ -172,9 +258,10 @@ def _run(prob: Any, time_limit: float) -> tuple[bool, str, bool]:
 
 
 def _parse(name: str) -> tuple[str, str]:
-    """``cap[id,label]`` -> (id, label); ``credits[id]`` -> (id, '')."""
+    """``cap[id,label]`` -> (id, label) (also ``tranche[id,label]``); ``credits[id]`` and
+    ``floor[id]`` -> (id, '')."""
     inner = name[name.index("[") + 1:-1]
-    if name.startswith("credits["):
+    if name.startswith(("credits[", "floor[")):
         return inner, ""
     ident, _, label = inner.rpartition(",")
     return ident, label
@@ -188,7 +275,7 @@ def _span(label: str) -> tuple[int, int]:
 def _relax(instance: Instance, el: _Elastic,
            data: dict[str, Any]) -> tuple[list[Relaxation], dict[str, Any]]:
     """Relaxations from the elastic solution, and the relaxed instance data."""
-    out: list[Relaxation] = []
+    out, data = _relax_tranches(instance, el, data)
     model = el.model
     # Capacity: exact extra GPUs per pool and period, grouped into ranges of equal need.
     extra: dict[tuple[str, str], dict[int, tuple[int, int]]] = defaultdict(dict)
@@ -266,16 +353,47 @@ def _relax(instance: Instance, el: _Elastic,
                 if cap.limit is None:
                     data["caps"][k]["limit"] = 1e18
 
-    # Credits.
+    # Credits (start-ups with tranches: in ``_relax_tranches``) and floors.
     startups = {s.id: k for k, s in enumerate(instance.startups)}
     for k, amount in el.excess.items():
         row = model.rows[k]
-        if row.kind != "credits":
+        if row.kind not in ("credits", "floor"):
             continue
         sid, _ = _parse(row.name)
         s = instance.startups[startups[sid]]
-        assert s.credits is not None
-        out.append(Relaxation("credits", sid, amount, "credits", s.credits,
-                              s.credits + amount))
-        data["startups"][startups[sid]]["credits"] = s.credits + amount
+        if row.kind == "floor":
+            assert s.min_share is not None
+            asked = instance.asked_value[sid]
+            after = max(0.0, math.floor((row.rhs - amount) / asked * 1e9) / 1e9)
+            out.append(Relaxation("floor", sid, s.min_share - after, "share", s.min_share,
+                                  after))
+            data["startups"][startups[sid]]["min_share"] = after
+        elif not s.tranches:
+            assert s.credits is not None
+            out.append(Relaxation("credits", sid, amount, "credits", s.credits,
+                                  s.credits + amount))
+            data["startups"][startups[sid]]["credits"] = s.credits + amount
+    return out, data
+
+
+def _relax_tranches(instance: Instance, el: _Elastic,
+                    data: dict[str, Any]) -> tuple[list[Relaxation], dict[str, Any]]:
+    """The tranches to raise (``el.tranches``), applied to ``data`` with the what-if change
+    kind ``{kind: tranche, startup, index, set}`` (the start-up's credits follow)."""
+    from ...models import InstanceError
+    from ...models.rules import tranche_segments
+    from ...models.scenarios import apply
+
+    out: list[Relaxation] = []
+    changes = []
+    for (sid, n), amount in sorted(el.tranches.items()):
+        s = instance.startup_by_id[sid]
+        before = s.tranches[n].credits
+        periods = next(r for k, r in tranche_segments(s, instance.horizon.periods) if k == n)
+        out.append(Relaxation("tranche", sid, amount, "credits", before, before + amount,
+                              (periods.start, periods.stop - 1), n))
+        changes.append({"kind": "tranche", "startup": sid, "index": n, "set": before + amount})
+    if changes:
+        with suppress(InstanceError, ValueError):  # the relaxed instance check reports it
+            data = apply(Instance.model_validate(data), changes).model_dump(by_alias=True)
     return out, data

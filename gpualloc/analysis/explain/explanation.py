@@ -7,13 +7,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ...models import Instance, Plan
-from ...models.format import num
+from ...models.format import num, ranges
+from ...models.rules import tranche_text
 
 _TOL = 1e-6
 
 RequirementKind = Literal["mandatory", "dependency", "window", "placement", "capacity", "cap",
-                          "share", "credits"]
-RelaxationKind = Literal["deadline", "capacity", "cap", "share", "credits"]
+                          "share", "credits", "tranche", "floor"]
+RelaxationKind = Literal["deadline", "capacity", "cap", "share", "credits", "tranche",
+                         "tranche_shift", "floor"]
 ReasonKind = Literal["ineligible", "no_fit", "predecessor", "displaces", "blocked", "addable",
                      "not_evaluated"]
 
@@ -32,7 +34,10 @@ class Requirement:
 
 @dataclass(frozen=True)
 class Relaxation:
-    """Raise ``target`` by ``amount`` ``unit`` (from ``before`` to ``after``) in ``periods``."""
+    """Raise ``target`` by ``amount`` ``unit`` (from ``before`` to ``after``) in ``periods``;
+    ``tranche``: tranche ``index`` of start-up ``target`` (``periods``: its periods);
+    ``tranche_shift``: that tranche's ``from`` moved ``amount`` periods earlier; ``floor``:
+    lower the ``min_share`` of start-up ``target`` by ``amount``."""
 
     kind: RelaxationKind
     target: str
@@ -41,8 +46,19 @@ class Relaxation:
     before: float | None = None
     after: float | None = None
     periods: tuple[int, int] | None = None
+    index: int | None = None  # tranche: which of the start-up's tranches
 
     def __str__(self) -> str:
+        if self.kind == "tranche":
+            return (f"{tranche_text(self.target, self.index or 0, periods=self.periods)}: "
+                    f"+{_num(self.amount)} credits ({_num(self.before)} -> {_num(self.after)})")
+        if self.kind == "tranche_shift":
+            return (f"tranche {self.index or 0} of {self.target}: released "
+                    f"{_num(self.amount)} period{'s' * (self.amount != 1)} earlier (from "
+                    f"period {_num(self.before)} -> {_num(self.after)})")
+        if self.kind == "floor":
+            return (f"min_share of start-up {self.target}: -{_num(self.amount)} "
+                    f"({_num(self.before)} -> {_num(self.after)})")
         when = ""
         if self.periods is not None:
             a, b = self.periods
@@ -169,13 +185,4 @@ def _num(x: float | None) -> str:
 
 
 def _ranges(ts: list[int]) -> str:
-    parts = []
-    start = prev = ts[0]
-    for t in [*ts[1:], None]:
-        if t is not None and t == prev + 1:
-            prev = t
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if t is not None:
-            start = prev = t
-    return ", ".join(parts)
+    return ranges(ts)

@@ -10,12 +10,17 @@ together with the limits they cannot share. It works in two steps:
    that is too tight or a dependency chain that is too long (named, e.g. ``a -> b -> c``); the
    relaxation is the smallest later deadline (the earliest end). A required job with no option
    any allowed cluster can run cannot be relaxed this way and is named as such.
-2. *Capacity, caps and credits*, with the elastic model (``elastic.py``) of the instance with
-   the deadlines of step 1 relaxed; mandatory jobs it drops are those step 1 names.
+2. *Capacity, caps, credits, tranches and floors*, with the elastic model (``elastic.py``) of
+   the instance with the deadlines of step 1 relaxed; mandatory jobs it drops are those step 1
+   names, or jobs no relaxation lets run (e.g. before a start-up's first tranche).
+
+An instance whose ``min_share`` floors alone cannot hold together (the rest is feasible) is
+explained by ``floors.py`` instead: the floors that bind and the smallest uniform lowering.
 
 The relaxation is checked by building the relaxed instance (deadlines moved; pool capacity
 raised in exactly the periods that need it, via capacity changes; cap limits raised by the
-largest window excess; share fractions raised; credits raised) and solving it with
+largest window excess; share fractions raised; credits raised; tranches raised with the what-if
+change kind ``tranche``; floors lowered) and solving it with
 ``optimizer.solve``; ``Explanation.verified`` reports whether that plan is feasible and valid.
 """
 
@@ -30,10 +35,11 @@ import networkx as nx
 from ...models import Instance, InstanceError, Job
 from ...models.validator import validate
 from ...optimizer.backends import Backend
-from ...optimizer.model.formulation import LinearModel
+from ...optimizer.model.formulation import LinearModel, Row
 from .chains import _graph, _runnable, _Timing
-from .elastic import _Elastic, _elastic, _parse, _relax
+from .elastic import _Elastic, _elastic, _parse, _relax, _span
 from .explanation import Explanation, Relaxation, Requirement, RequirementKind, _num, _ranges
+from .floors import _explain_floors
 from .minimal import check_below
 
 
@@ -42,6 +48,10 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     from ...optimizer.solve import solve
 
     began = time.perf_counter()
+    if any(s.min_share for s in instance.startups):
+        floors = _explain_floors(instance, engine, time_limit / 2, seed)
+        if floors is not None:
+            return floors
     ex = Explanation(instance=instance.name, feasible=False)
     graph = _graph(instance)
     mandatory = [j.id for j in instance.jobs if j.mandatory]
@@ -128,6 +138,16 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     # Step 2: the elastic model for capacity, caps, shares and credits.
     remaining = max(0.5, time_limit - (time.perf_counter() - began))
     elastic = _elastic(relaxed, remaining)
+    shifts = _first_tranche_shifts(relaxed, [j for j in elastic.dropped if j not in named],
+                                   timing, ex, dependants)
+    if shifts:  # jobs that must run before a first tranche: release it earlier, then again
+        from ...models.scenarios import apply
+
+        ex.relaxations.extend(shifts)
+        relaxed = apply(relaxed, [{"kind": "tranche_shift", "startup": r.target, "index": 0,
+                                   "by": -int(r.amount)} for r in shifts])
+        data = relaxed.model_dump(by_alias=True)
+        elastic = _elastic(relaxed, remaining)
     ex.time_limited = elastic.time_limited
     if elastic.time_limited:
         ex.notes.append("the elastic model hit its time limit: the relaxation may not be "
@@ -138,6 +158,10 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     relaxations, data = _relax(relaxed, elastic, data)
     ex.relaxations.extend(relaxations)
     ex.conflicts.extend(_conflicts(relaxed, elastic, dependants, named))
+    stuck = [j for j in elastic.dropped if j not in named]
+    if stuck:
+        unfixable = True
+        ex.conflicts.extend(_stuck(relaxed, stuck, dependants))
     if not ex.conflicts and not ex.relaxations:
         ex.notes.append("no conflict found: the elastic model is feasible without relaxing "
                         "anything")
@@ -146,7 +170,7 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
     if unfixable:
         ex.verified = False
         ex.verification = ("not checked: some required job cannot run under any relaxation "
-                           "of deadlines, capacity, caps or credits")
+                           "of deadlines, capacity, caps, credits, tranches or floors")
         return ex
     try:
         final = Instance.model_validate(data)
@@ -187,6 +211,85 @@ def _role(jid: str, job: Job, dependants: dict[str, list[str]]) -> str:
     return f"job {jid} (must run: mandatory {who} comes after it)"
 
 
+def _first_tranche_shifts(instance: Instance, stuck: list[str], timing: _Timing,
+                          ex: Explanation, dependants: dict[str, list[str]]) -> list[Relaxation]:
+    """When every job the elastic model leaves out must run before its start-up's first
+    tranche: that tranche released just early enough (``from`` the latest start of the
+    job's shortest runnable option), named in ``ex.conflicts``; else nothing."""
+    latest: dict[str, int] = {}
+    for jid in stuck:
+        job = instance.job_by_id[jid]
+        s = instance.startup_by_id[job.startup]
+        usable = timing.usable.get(jid)
+        if not s.tranches or not usable:
+            return []
+        start = instance.deadline(job) - min(usable.values())
+        if start >= s.tranches[0].from_ or start < job.release:
+            return []
+        latest[s.id] = min(latest.get(s.id, start), start)
+    out = []
+    for sid, start in latest.items():
+        first = instance.startup_by_id[sid].tranches[0].from_
+        jobs = [j for j in stuck if instance.job_by_id[j].startup == sid]
+        ex.conflicts.append(Requirement("tranche", f"tranche[{sid},0-{first - 1}]",
+                                        f"start-up {sid} has no credits before its first "
+                                        f"tranche (from {first})"))
+        for j in jobs:
+            job = instance.job_by_id[j]
+            by = instance.deadline(job) - min(timing.usable[j].values())
+            ex.conflicts.append(Requirement(
+                "mandatory" if job.mandatory else "dependency", j,
+                f"{_role(j, job, dependants)} must start by period {by} to end by its "
+                f"deadline {instance.deadline(job)}"))
+        out.append(Relaxation("tranche_shift", sid, float(first - start), "periods",
+                              float(first), float(start), None, 0))
+    return out
+
+
+def _stuck(instance: Instance, jobs: list[str],
+           dependants: dict[str, list[str]]) -> list[Requirement]:
+    """Required jobs the elastic model leaves out: no relaxation it knows lets them run."""
+    out = []
+    for jid in jobs:
+        job = instance.job_by_id[jid]
+        s = instance.startup_by_id[job.startup]
+        detail = (f"{_role(jid, job, dependants)} cannot run under any relaxation of "
+                  "capacity, caps, credits, tranches or floors")
+        first = s.tranches[0].from_ if s.tranches else 0
+        shortest = min((o.periods for o in job.options), default=0)
+        if first > 0 and instance.deadline(job) - shortest < first:
+            detail += (f": it must run before period {first}, and start-up {s.id} has no "
+                       f"credits before its first tranche (from {first})")
+        out.append(Requirement("mandatory" if job.mandatory else "dependency", jid, detail))
+    return out
+
+
+def _startup_limit(instance: Instance, row: Row) -> Requirement:
+    """A start-up's credits, credit window (tranches) or floor as a conflicting requirement."""
+    ident, label = _parse(row.name)
+    s = instance.startup_by_id[ident]
+    if row.kind == "floor":
+        return Requirement("floor", row.name, f"start-up {ident} must reach min_share "
+                           f"{_num(s.min_share)} (value {_num(row.rhs)} of its asked "
+                           f"{_num(instance.asked_value[ident])})")
+    if row.kind == "credits" and not s.tranches:
+        return Requirement("credits", row.name, f"start-up {ident} holds "
+                           f"{_num(s.credits)} credits")
+    if row.kind == "credits":
+        return Requirement("credits", row.name, f"start-up {ident} holds {_num(s.credits)} "
+                           f"credits in {len(s.tranches)} tranches")
+    first, last = _span(label)
+    if s.carry_over:
+        what = (f"its spend in periods {first}-{last} is at most the {_num(row.rhs)} credits "
+                f"released by period {last}")
+    else:
+        n = next((k for k, t in enumerate(s.tranches) if t.from_ == first), None)
+        what = (f"spends nothing before its first tranche (periods {first}-{last})"
+                if n is None else f"its spend in periods {first}-{last} is at most "
+                f"tranche {n}'s {_num(row.rhs)} credits (no carry-over)")
+    return Requirement("tranche", row.name, f"start-up {ident}: {what}")
+
+
 def _unavoidable(model: LinearModel, touching: set[int]) -> set[str]:
     """Jobs every placement of which uses one of the relaxed limits (no way around them)."""
     avoids: set[str] = set()
@@ -206,7 +309,7 @@ def _conflicts(instance: Instance, el: _Elastic, dependants: dict[str, list[str]
     out: list[Requirement] = []
     model = el.model
     seen: set[str] = set()
-    touching = {v for k in el.excess
+    touching = {v for k in el.excess if model.rows[k].kind != "floor"
                 for v, c in zip(model.rows[k].vars, model.rows[k].coefs, strict=True) if c > 0}
     jobs = _unavoidable(model, touching)
     for k in sorted(el.excess):
@@ -225,10 +328,8 @@ def _conflicts(instance: Instance, el: _Elastic, dependants: dict[str, list[str]
                                        f"{_ranges(ts)}"))
             continue
         ident, _ = _parse(row.name)
-        if row.kind == "credits":
-            s = instance.startup_by_id[ident]
-            out.append(Requirement("credits", row.name, f"start-up {ident} holds "
-                                   f"{_num(s.credits)} credits"))
+        if row.kind in ("credits", "tranche", "floor"):
+            out.append(_startup_limit(instance, row))
             continue
         cap = next(c for c in instance.caps if c.id == ident)
         key = f"{'share' if row.name.startswith('share[') else 'cap'}[{ident}]"

@@ -6,7 +6,9 @@ optimality. This module checks the result from outside: for every relaxation it 
 relaxed instance with that one amount lowered by one step (everything else kept relaxed) and
 solves it; each such instance must be proven infeasible. A step is one period for a deadline
 and ``max(1, ceil(1e-5 x the relaxed value))`` units for GPUs, TPP, GPU-hours and credits (more than
-the validator's 1e-6 tolerance), 1e-4 for a share fraction.
+the validator's 1e-6 tolerance), 1e-4 for a share fraction or a ``min_share`` (a floor is relaxed
+by lowering it, so its check raises it back). A tranche is lowered, like it was raised, with the
+what-if change kind ``{kind: tranche, startup, index, set}`` (the start-up's credits follow).
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ MAX_CHECKS = 12
 
 def step(r: Relaxation) -> float:
     """How far below the relaxed value the check goes."""
-    if r.kind == "deadline":
+    if r.kind in ("deadline", "tranche_shift"):
         return 1.0
-    if r.kind == "share":
+    if r.kind in ("share", "floor"):
         return 1e-4
     return float(max(1, math.ceil(1e-5 * abs(r.after or 0.0))))
 
 
 def lowered(instance: Instance, data: dict[str, Any], r: Relaxation) -> dict[str, Any] | None:
-    """``data`` (the relaxed instance) with ``r``'s amount lowered by one ``step``; None when
-    the relaxation has no value just below (a share limit removed, credits in tranches)."""
+    """``data`` (the relaxed instance) with ``r``'s amount lowered by one ``step`` (a floor:
+    raised back by one step); None when the relaxation has no value just below (a share
+    limit removed). A tranche is lowered with the what-if change kind ``tranche``."""
     out = copy.deepcopy(data)
     d = step(r)
     if r.kind == "deadline":
@@ -59,6 +62,20 @@ def lowered(instance: Instance, data: dict[str, Any], r: Relaxation) -> dict[str
             return None
         cap = next(c for c in out["caps"] if c["id"] == r.target)
         cap["fraction"] = max(0.0, r.after - d)
+    elif r.kind == "floor":
+        s = next(s for s in out["startups"] if s["id"] == r.target)
+        s["min_share"] = min(r.before or 0.0, (r.after or 0.0) + d)
+    elif r.kind == "tranche_shift":
+        from ...models.scenarios import apply
+
+        change = {"kind": "tranche_shift", "startup": r.target, "index": r.index or 0, "by": 1}
+        out = apply(Instance.model_validate(out), [change]).model_dump(by_alias=True)
+    elif r.kind == "tranche":
+        from ...models.scenarios import apply
+
+        change = {"kind": "tranche", "startup": r.target, "index": r.index or 0,
+                  "set": max(0.0, (r.after or 0.0) - d)}
+        out = apply(Instance.model_validate(out), [change]).model_dump(by_alias=True)
     else:
         s = next(s for s in out["startups"] if s["id"] == r.target)
         if s.get("tranches"):
@@ -89,12 +106,18 @@ def check_below(instance: Instance, data: dict[str, Any], relaxations: list[Rela
         findings.append(f"only the first {MAX_CHECKS} of {len(relaxations)} relaxations "
                         "were checked just below")
     for n, r in enumerate(todo):
-        below = lowered(instance, data, r)
+        try:
+            below = lowered(instance, data, r)
+        except (InstanceError, ValueError) as e:  # reported, never raised
+            ok = False
+            findings.append(f"{r.kind} {r.target}: could not build the instance below: {e}")
+            continue
         if below is None:
             ok = False
             findings.append(f"{r.kind} {r.target}: no value just below to check")
             continue
-        value = (r.after or 0.0) - step(r)
+        value = (r.after or 0.0) + (step(r) if r.kind in ("floor", "tranche_shift")
+                                       else -step(r))
         try:
             low = Instance.model_validate(below)
         except (InstanceError, ValueError) as e:  # reported, never raised
@@ -108,9 +131,18 @@ def check_below(instance: Instance, data: dict[str, Any], relaxations: list[Rela
             break
         plan = solve(low, engine, time_limit=remaining / (len(todo) - n), seed=seed)
         if plan.status == SolveStatus.INFEASIBLE:
-            findings.append(f"{r.kind} {r.target} at {_num(value)} (just below): infeasible")
+            findings.append(f"{_at(r, value)} (just below): infeasible")
         else:
             ok = False
-            findings.append(f"{r.kind} {r.target} at {_num(value)} (just below): "
+            findings.append(f"{_at(r, value)} (just below): "
                             f"{plan.status.value}, not proven infeasible")
     return ok, findings
+
+
+def _at(r: Relaxation, value: float) -> str:
+    """``r``'s subject at ``value``: ``tranche 0 of moonshot at 159``."""
+    if r.kind == "tranche_shift":
+        return f"tranche {r.index} of {r.target} from period {_num(value)}"
+    what = {"tranche": f"tranche {r.index} of {r.target}",
+            "floor": f"min_share of {r.target}"}.get(r.kind, f"{r.kind} {r.target}")
+    return f"{what} at {_num(value)}"

@@ -22,6 +22,7 @@ import networkx as nx
 
 from ...models import Assignment, Instance, Job, Plan, SolveStatus
 from ...models.metrics import plan_metrics
+from ...models.rules import tranche_text
 from ...optimizer.backends import Backend, SolveParams
 from ...optimizer.model.formulation import LinearModel, Row, build
 from .chains import _graph, _Timing, _timing
@@ -53,6 +54,7 @@ def _explain_feasible(instance: Instance, plan: Plan, engine: Backend, max_jobs:
                         "values are relative to it")
 
     unscheduled = [instance.job_by_id[j] for j in plan.unscheduled if j in instance.job_by_id]
+    names = _tranche_names(instance, model, plan) if unscheduled else {}
     structural: dict[str, JobReason] = {}
     for job in unscheduled:
         r = _structural(instance, model, timing, job)
@@ -64,13 +66,13 @@ def _explain_feasible(instance: Instance, plan: Plan, engine: Backend, max_jobs:
     for job in forced[:max_jobs]:
         needs = {job.id} | nx.ancestors(graph, job.id)
         evaluated[job.id] = _force(instance, model, engine, job, plan, base_values, base_obj,
-                                   needs, base_limited, job_time_limit, seed)
+                                   needs, base_limited, job_time_limit, seed, names)
     index: _RowIndex | None = None
     for job in unscheduled:
         r = structural.get(job.id) or evaluated.get(job.id)
         if r is None:
             index = index or _RowIndex(model, base_values)
-            r = _unforced(instance, model, plan, index, job, max_jobs)
+            r = _unforced(instance, model, plan, index, job, max_jobs, names)
         ex.jobs.append(r)
     ex.time_limited = base_limited or any(r.time_limited for r in ex.jobs)
     return ex
@@ -107,7 +109,7 @@ def _structural(instance: Instance, model: LinearModel, timing: _Timing,
 
 
 def _unforced(instance: Instance, model: LinearModel, plan: Plan, index: _RowIndex,
-              job: Job, max_jobs: int) -> JobReason:
+              job: Job, max_jobs: int, names: dict[int, str]) -> JobReason:
     """A job not forced in (beyond ``max_jobs``): what stops it, read from the plan alone.
 
     A predecessor the plan does not run, else the limits of the plan that each placement of
@@ -122,7 +124,7 @@ def _unforced(instance: Instance, model: LinearModel, plan: Plan, index: _RowInd
                          f"the plan does not run{forced}", value)
     best: tuple[int, int, tuple[str, ...]] | None = None
     for i in model.by_job[job.id]:
-        hit = _overflow(model, [], [i], index)
+        hit = _overflow(model, [], [i], index, names)
         if best is None or len(hit) < len(best[2]):
             best = (len(hit), i, hit)
         if not hit:
@@ -141,7 +143,7 @@ def _unforced(instance: Instance, model: LinearModel, plan: Plan, index: _RowInd
 
 def _force(instance: Instance, model: LinearModel, engine: Backend, job: Job, plan: Plan,
            base_values: list[float], base_obj: float, needs: set[str], base_limited: bool,
-           time_limit: float, seed: int) -> JobReason:
+           time_limit: float, seed: int, names: dict[int, str]) -> JobReason:
     """Re-solve with ``job`` forced in; compare with the base plan.
 
     ``blocking`` are the limits that the placements of the job and of the predecessors it
@@ -180,7 +182,7 @@ def _force(instance: Instance, model: LinearModel, engine: Backend, job: Job, pl
     gone = tuple(j for j in base_jobs if j not in forced_jobs)
     new_vars = [i for i, v in enumerate(raw.values) if v > 0.5 and base_values[i] < 0.5
                 and model.placements[i].job in needs and model.placements[i].job not in base_jobs]
-    blocking = _overflow(model, base_values, new_vars)
+    blocking = _overflow(model, base_values, new_vars, names=names)
     binding = _binding(instance, plan_metrics(instance, forced_plan), mine)
     where = {"cluster": mine.cluster, "accelerator": mine.accelerator, "gpus": mine.gpus,
              "start": mine.start, "end": mine.end}
@@ -197,8 +199,10 @@ def _force(instance: Instance, model: LinearModel, engine: Backend, job: Job, pl
 
 
 def _overflow(model: LinearModel, base: list[float], new_vars: list[int],
-              index: _RowIndex | None = None) -> tuple[str, ...]:
-    """Limits that adding ``new_vars`` to the base plan would overflow, grouped for reading."""
+              index: _RowIndex | None = None,
+              names: dict[int, str] | None = None) -> tuple[str, ...]:
+    """Limits that adding ``new_vars`` to the base plan would overflow, grouped for reading
+    (``names``: the tranche wording of credit-window rows, from ``_tranche_names``)."""
     index = index or _RowIndex(model, base)
     extra: dict[int, float] = defaultdict(float)
     for v in new_vars:
@@ -206,7 +210,7 @@ def _overflow(model: LinearModel, base: list[float], new_vars: list[int],
             extra[k] += c
     over = [k for k, add in sorted(extra.items())
             if index.lhs[k] + add > model.rows[k].rhs + _TOL * max(1.0, abs(model.rows[k].rhs))]
-    return _limits(model, over)
+    return _limits(model, over, names or {})
 
 
 class _RowIndex:
@@ -216,27 +220,34 @@ class _RowIndex:
         self.lhs: dict[int, float] = {}
         self.rows_of: dict[int, list[tuple[int, float]]] = defaultdict(list)
         for k, row in enumerate(model.rows):
-            if row.kind not in ("capacity", "cap", "credits"):
+            if row.kind not in ("capacity", "cap", "credits", "tranche"):
                 continue
             self.lhs[k] = sum(c * base[v] for v, c in zip(row.vars, row.coefs, strict=True))
             for v, c in zip(row.vars, row.coefs, strict=True):
                 self.rows_of[v].append((k, c))
 
 
-def _limits(model: LinearModel, rows: list[int]) -> tuple[str, ...]:
-    """Row indices as readable limits: pools and caps with their period ranges, credits."""
+def _limits(model: LinearModel, rows: list[int], names: dict[int, str]) -> tuple[str, ...]:
+    """Row indices as readable limits: pools and caps with their period ranges, credits and
+    tranches (``names``)."""
     pools: dict[tuple[str, str], list[int]] = defaultdict(list)
     caps: dict[tuple[str, str], list[int]] = defaultdict(list)
-    names: list[str] = []
+    names_out: list[str] = []
+    windowed = {_parse(model.rows[k].name)[0] for k in rows if model.rows[k].kind == "tranche"}
     for k in rows:
         row = model.rows[k]
-        if row.kind == "capacity":
+        if row.kind == "credits" and _parse(row.name)[0] in windowed:
+            continue  # a tranche of the start-up is named: the total says nothing more
+        if k in names:
+            if names[k] not in names_out:
+                names_out.append(names[k])
+        elif row.kind == "capacity":
             inner = row.name[len("capacity["):-1]
             rest, _, t = inner.rpartition(",")
             cid, _, acc = rest.rpartition(",")
             pools[(cid, acc)].append(int(t))
         elif row.kind == "credits":
-            names.append(f"credits of {_parse(row.name)[0]}")
+            names_out.append(f"credits of {_parse(row.name)[0]}")
         else:
             ident, label = _parse(row.name)
             what = "share of cap" if row.name.startswith("share[") else "cap"
@@ -245,7 +256,41 @@ def _limits(model: LinearModel, rows: list[int]) -> tuple[str, ...]:
            pools.items()]
     out += [f"{what} {ident} periods {_ranges(sorted(set(ts)))}"
             for (what, ident), ts in caps.items()]
-    return tuple(out + names)
+    return tuple(out + names_out)
+
+
+def _tranche_names(instance: Instance, model: LinearModel, plan: Plan) -> dict[int, str]:
+    """The wording of every credit-window row of a start-up with tranches: the tranche whose
+    release the window's limit ends with (carry-over: the tranche of its last period, the
+    credits row the last tranche; without carry-over: the window's own tranche), with the
+    periods where it binds in ``plan`` (``tranche 1 of moonshot binds in periods 13-20``)."""
+    from ...models.rules import tranche_segments
+
+    metrics = None
+    out: dict[int, str] = {}
+    horizon = instance.horizon.periods
+    for k, row in enumerate(model.rows):
+        if row.kind not in ("tranche", "credits"):
+            continue
+        s = instance.startup_by_id[_parse(row.name)[0]]
+        if not s.tranches or (row.kind == "credits" and not s.carry_over):
+            continue
+        if row.kind == "credits":
+            n: int | None = len(s.tranches) - 1
+        elif s.carry_over:
+            n = max((i for i, t in enumerate(s.tranches) if t.from_ <= int(row.key[2])),
+                    default=None)
+        else:
+            n = next((i for i, t in enumerate(s.tranches) if t.from_ == int(row.key[1])), None)
+        if n is None:
+            out[k] = f"nothing spendable for {s.id} before its first tranche"
+            continue
+        metrics = metrics or plan_metrics(instance, plan)
+        tr = next(t for t in metrics["startups"][s.id]["tranches"] if t["index"] == n)
+        periods = next(r for i, r in tranche_segments(s, horizon) if i == n)
+        out[k] = tranche_text(s.id, n, tr["binding_periods"], (periods.start, periods.stop - 1),
+                              tr["unspent"])
+    return out
 
 
 def _binding(instance: Instance, metrics: dict[str, Any], a: Assignment) -> tuple[str, ...]:
@@ -267,6 +312,10 @@ def _binding(instance: Instance, metrics: dict[str, Any], a: Assignment) -> tupl
             out.append(f"cap {cap.id} at its limit ({len(hits)} window(s) from period "
                        f"{hits[0][0]})")
     s = metrics["startups"][job.startup]
+    carry = instance.startup_by_id[job.startup].carry_over
+    for tr in s["tranches"]:
+        if any(t >= a.start and (carry or t < a.end) for t in tr["binding_periods"]):
+            out.append(tranche_text(job.startup, tr["index"], tr["binding_periods"]))
     if s["credits"] is not None and s["spend"] >= s["credits"] * (1 - _TOL):
         out.append(f"credits of {job.startup} spent ({_num(s['spend'])} of "
                    f"{_num(s['credits'])})")
