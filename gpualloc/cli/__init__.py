@@ -4,7 +4,7 @@
 commands on it. The library never imports this package.
 """
 
-from . import core, replan, reports, scale, studies  # noqa: F401  (register the commands)
+from . import core, replan, reports, robust, scale, studies  # noqa: F401  (register the commands)
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -29,6 +29,7 @@ def solve(
     now: int | None = None,
     stability: float = 0.0,
     strategy: str = "auto",
+    model: LinearModel | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -44,12 +45,15 @@ def solve(
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
     plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"portfolio"`` runs CP-SAT and
     HiGHS side by side (``optimizer.portfolio``); ``"auto"`` (default) is ``choose_strategy``.
+
+    ``model``: solve this prebuilt model of ``instance`` instead of ``build(instance)``
+    (``analysis.robust`` passes its joint and extensive-form models).
     """
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
     params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
                          gap_tolerance=gap_tolerance, log=log_search)
-    model = build(instance)
+    model = build(instance) if model is None else model
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
     replan = None
     if previous is not None:
