@@ -211,25 +211,21 @@ def robust(instance: Instance, risks: Sequence[Risk] | str | Path, *, mode: Mode
              "instances": [c.instance.model_dump(by_alias=True) for c in all_cases],
              "names": [c.name for c in all_cases],
              "weights": [c.probability for c in all_cases]}
-    tasks = [joint] + [make_task(c.name, c.instance, **common) for c in all_cases]
+    # the nominal optimum first (every re-plan starts from it), then all the rest at once
+    nominal = solve_many([make_task(all_cases[0].name, instance, **common)],
+                         dask_address=dask, run=run_task)[0]
+    tasks = [joint] + [make_task(c.name, c.instance, **common) for c in all_cases[1:]]
+    if nominal.is_feasible:
+        previous = nominal.model_dump(mode="json")
+        tasks += [{**make_task(f"{c.name} (nominal re-planned)", c.instance, **common),
+                   "kind": "replan", "previous": previous, "now": decide_by}
+                  for c in all_cases]
     solved = solve_many(tasks, workers=workers, dask_address=dask, progress=progress,
                         run=run_task)
-    big, optima = solved[0], solved[1:]
-    nominals = _replan_nominal(all_cases, optima[0], decide_by, common, workers, dask, progress)
-    return _result(mode, decide_by, all_cases, big, optima, nominals)
-
-
-def _replan_nominal(all_cases: Sequence[Case], nominal: Plan, decide_by: int,
-                    common: dict[str, Any], workers: int, dask: str | None,
-                    progress: Callable[[int, int, str], None] | None) -> list[Plan | None]:
-    """The nominal optimum re-planned in every case from ``decide_by``."""
-    if not nominal.is_feasible:
-        return [None] * len(all_cases)
-    previous = nominal.model_dump(mode="json")
-    tasks = [{**make_task(f"{c.name} (nominal re-planned)", c.instance, **common),
-              "kind": "replan", "previous": previous, "now": decide_by} for c in all_cases]
-    return list(solve_many(tasks, workers=workers, dask_address=dask, progress=progress,
-                           run=run_task))
+    n = len(all_cases)
+    optima = [nominal, *solved[1:n]]
+    nominals: list[Plan | None] = list(solved[n:]) if nominal.is_feasible else [None] * n
+    return _result(mode, decide_by, all_cases, solved[0], optima, nominals)
 
 
 def _result(mode: Mode, decide_by: int, all_cases: Sequence[Case], big: Plan,

@@ -41,7 +41,7 @@ def key_of(p: Placement) -> Key:
 
 
 def _violated_by_zero(sense: str, rhs: float) -> bool:
-    return {"<=": 0.0 > rhs + 1e-9, ">=": 0.0 < rhs - 1e-9, "==": abs(rhs) > 1e-9}[sense]
+    return {"<=": rhs < -1e-9, ">=": rhs > 1e-9, "==": abs(rhs) > 1e-9}[sense]
 
 
 def joint_model(models: Sequence[LinearModel], weights: Sequence[float],
