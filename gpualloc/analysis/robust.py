@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..models import Instance, Plan, SolveStatus
+from ..models import Instance, Plan, SolveStatus, compute_gap
 from ..models.risks import Case, Risk, cases, first_change_period, load_risks
 from .robust_model import run_task
 from .whatif import make_task, solve_many
@@ -50,7 +50,8 @@ class CaseOutcome:
     probability: float
     instance: Instance
     plan: Plan | None  # the chosen plan in this case (robust: the one plan; adaptive: its own)
-    optimum: Plan  # the case solved on its own (perfect foresight), with its bound
+    optimum: Plan  # the case solved on its own (perfect foresight), with its bound; see
+    # ``best_known``: a better plan of the case found elsewhere, with that bound
     nominal: Plan | None  # the nominal plan re-planned from decide_by in this case
     description: str | None = None
     decide_by: int = 0  # the decision period
@@ -225,16 +226,39 @@ def robust(instance: Instance, risks: Sequence[Risk] | str | Path, *, mode: Mode
     n = len(all_cases)
     optima = [nominal, *solved[1:n]]
     nominals: list[Plan | None] = list(solved[n:]) if nominal.is_feasible else [None] * n
-    return _result(mode, decide_by, all_cases, solved[0], optima, nominals)
+    return _result(mode, decide_by, all_cases, solved[0], optima, nominals, gap_tolerance)
+
+
+def best_known(optimum: Plan, others: Sequence[Plan | None], gap_tolerance: float) -> Plan:
+    """The case's own solve, or a better plan of the same case found by another solve (the
+    chosen plan there, the nominal plan re-planned there) when the time limit stopped the
+    case's solve short; the bound stays the case solve's proven bound."""
+    best = optimum
+    for p in others:
+        if p is None or not p.is_feasible or p.objective is None or p.objective_adjustment:
+            continue
+        if best.objective is None or p.objective > best.objective + 1e-9 * max(
+                1.0, abs(p.objective)):
+            best = p
+    if best is optimum or best.objective is None:
+        return optimum
+    bound = None if optimum.bound is None else max(optimum.bound, best.objective)
+    gap = compute_gap(best.objective, bound)
+    status = SolveStatus.OPTIMAL if gap is not None and gap <= gap_tolerance + 1e-12 \
+        else SolveStatus.FEASIBLE
+    return best.model_copy(update={"bound": bound, "gap": gap, "status": status,
+                                   "summary": {**best.summary, "best_known": True}})
 
 
 def _result(mode: Mode, decide_by: int, all_cases: Sequence[Case], big: Plan,
-            optima: Sequence[Plan], nominals: Sequence[Plan | None]) -> RobustResult:
+            optima: Sequence[Plan], nominals: Sequence[Plan | None],
+            gap_tolerance: float) -> RobustResult:
     raw = big.summary.get("case_plans") or []
     plans: list[Plan | None] = [Plan.model_validate(p) for p in raw] or [None] * len(all_cases)
     outcomes = tuple(
         CaseOutcome(name=c.name, probability=c.probability, instance=c.instance, plan=p,
-                    optimum=o, nominal=n, description=c.description, decide_by=decide_by)
+                    optimum=best_known(o, [p, n], gap_tolerance), nominal=n,
+                    description=c.description, decide_by=decide_by)
         for c, p, o, n in zip(all_cases, plans, optima, nominals, strict=True))
     head = plans[0]
     if head is not None and mode == "adaptive":
@@ -256,4 +280,4 @@ def _first_stage(instance: Instance, plan: Plan, decide_by: int) -> Plan:
         "unscheduled": tuple(j.id for j in instance.jobs if j.id not in run)})
 
 
-__all__ = ["MODES", "CaseOutcome", "RobustResult", "check_decide_by", "robust"]
+__all__ = ["MODES", "CaseOutcome", "RobustResult", "best_known", "check_decide_by", "robust"]

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from gpualloc.analysis.robust import RobustResult, robust
+from gpualloc.analysis.robust import RobustResult, best_known, robust
 from gpualloc.analysis.robust_model import extensive_model, joint_model
 from gpualloc.cli import app
-from gpualloc.models import Instance, SolveStatus
+from gpualloc.models import Instance, Plan, SolveStatus, compute_gap
 from gpualloc.models.risks import cases, parse_risks
 from gpualloc.models.validator import validate
 from gpualloc.optimizer import build
@@ -195,3 +195,17 @@ def test_cli_bundled_example(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "robust.csv").read_text().startswith("case,probability")
     page = (tmp_path / "robust.html").read_text()
     assert "Regret table" in page and "data:image/png;base64," in page
+
+
+def test_best_known_keeps_the_case_bound() -> None:
+    def plan(objective: float, bound: float | None, status: SolveStatus) -> Plan:
+        return Plan(instance="x", status=status, objective=objective, bound=bound,
+                    gap=compute_gap(objective, bound))
+
+    solved = plan(10.0, 12.0, SolveStatus.FEASIBLE)
+    assert best_known(solved, [None, plan(9.0, None, SolveStatus.FEASIBLE)], 1e-6) is solved
+    better = best_known(solved, [plan(11.0, None, SolveStatus.FEASIBLE)], 1e-6)
+    assert (better.objective, better.bound, better.status) == (11.0, 12.0,
+                                                               SolveStatus.FEASIBLE)
+    proven = best_known(solved, [plan(12.0, None, SolveStatus.FEASIBLE)], 1e-6)
+    assert proven.status == SolveStatus.OPTIMAL and proven.gap == 0.0
