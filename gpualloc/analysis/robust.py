@@ -212,21 +212,32 @@ def robust(instance: Instance, risks: Sequence[Risk] | str | Path, *, mode: Mode
              "instances": [c.instance.model_dump(by_alias=True) for c in all_cases],
              "names": [c.name for c in all_cases],
              "weights": [c.probability for c in all_cases]}
-    # the nominal optimum first (every re-plan starts from it), then all the rest at once
+    # the nominal optimum first (every re-plan starts from it), then the other optima and the
+    # re-plans side by side, with the joint model (robust); the extensive model (adaptive)
+    # last, warm-started from the re-plans, which together are one of its solutions
     nominal = solve_many([make_task(all_cases[0].name, instance, **common)],
                          dask_address=dask, run=run_task)[0]
-    tasks = [joint] + [make_task(c.name, c.instance, **common) for c in all_cases[1:]]
+    tasks = [make_task(c.name, c.instance, **common) for c in all_cases[1:]]
     if nominal.is_feasible:
         previous = nominal.model_dump(mode="json")
         tasks += [{**make_task(f"{c.name} (nominal re-planned)", c.instance, **common),
                    "kind": "replan", "previous": previous, "now": decide_by}
                   for c in all_cases]
+    if mode == "robust":
+        tasks.insert(0, joint)
     solved = solve_many(tasks, workers=workers, dask_address=dask, progress=progress,
                         run=run_task)
+    if mode == "robust":
+        big, solved = solved[0], solved[1:]
     n = len(all_cases)
-    optima = [nominal, *solved[1:n]]
-    nominals: list[Plan | None] = list(solved[n:]) if nominal.is_feasible else [None] * n
-    return _result(mode, decide_by, all_cases, solved[0], optima, nominals, gap_tolerance)
+    optima = [nominal, *solved[:n - 1]]
+    nominals: list[Plan | None] = list(solved[n - 1:]) if nominal.is_feasible else [None] * n
+    if mode == "adaptive":
+        if all(p is not None and p.is_feasible for p in nominals):
+            joint["warm"] = [[a.model_dump(mode="json") for a in p.assignments]
+                             for p in nominals if p is not None]
+        big = solve_many([joint], dask_address=dask, run=run_task)[0]
+    return _result(mode, decide_by, all_cases, big, optima, nominals, gap_tolerance)
 
 
 def best_known(optimum: Plan, others: Sequence[Plan | None], gap_tolerance: float) -> Plan:

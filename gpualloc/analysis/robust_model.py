@@ -16,6 +16,10 @@ placement is identified across cases by its key (job, cluster, accelerator, opti
   told apart by their job, ``"<case index>|<job>"``, so that per-job reasoning (the trivial
   bound, LNS neighbourhoods) treats each copy as its own job.
 
+A task of kind ``adaptive`` may carry ``warm``: per case, the assignments of a plan of that
+case (the re-planned nominal plans, which together satisfy non-anticipativity) as the warm
+start of the extensive model: the solve never returns worse than a valid warm start.
+
 ``run_task`` is the worker function handed to ``whatif.solve_many``: one per-case solve, one
 re-plan, or one joint/extensive solve (built and split in the worker, so only plain data
 travels to local processes or Dask workers).
@@ -27,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, cast
 
-from ..models import Instance, Plan, SolveStatus
+from ..models import Assignment, Instance, Plan, SolveStatus
 from ..optimizer.model.formulation import Kind, LinearModel, Placement, Row, build
 from ..optimizer.solve import solve
 from .whatif import solve_task
@@ -155,8 +159,13 @@ def solve_cases(task: dict[str, Any]) -> dict[str, Any]:
         big, offsets = joint_model(models, weights, names), [0] * len(models)
     else:
         big, offsets = extensive_model(models, weights, names, task["decide_by"])
+    warm = None
+    if task.get("warm") is not None:  # per case, a plan's assignments: jobs as in the copies
+        warm = Plan(instance=instances[0].name, status=SolveStatus.FEASIBLE, assignments=tuple(
+            Assignment.model_validate({**a, "job": f"{k}|{a['job']}"})
+            for k, case in enumerate(task["warm"]) for a in case))
     plan = solve(instances[0], task["backend"], time_limit=task["time_limit"], seed=task["seed"],
-                 workers=1, gap_tolerance=task["gap_tolerance"], model=big)
+                 workers=1, gap_tolerance=task["gap_tolerance"], model=big, warm_start=warm)
     cases = _split(instances, models, big, plan, task["kind"], offsets)
     summary = {**plan.summary, "case_plans": cases}
     return plan.model_copy(update={"summary": summary}).model_dump(mode="json")

@@ -209,3 +209,19 @@ def test_best_known_keeps_the_case_bound() -> None:
                                                                SolveStatus.FEASIBLE)
     proven = best_known(solved, [plan(12.0, None, SolveStatus.FEASIBLE)], 1e-6)
     assert proven.status == SolveStatus.OPTIMAL and proven.gap == 0.0
+
+
+def test_replanned_nominal_plans_are_a_solution_of_the_extensive_model(base: Instance) -> None:
+    """The adaptive warm start: the nominal plan re-planned in every case satisfies every row
+    of the extensive model, non-anticipativity included."""
+    result = _run(base, "adaptive")
+    models = [build(c.instance) for c in result.cases]
+    ext, _ = extensive_model(models, [c.probability for c in result.cases],
+                             [c.name for c in result.cases], decide_by=2)
+    warm = [a.model_copy(update={"job": f"{k}|{a.job}"})
+            for k, c in enumerate(result.cases) if c.nominal is not None
+            for a in c.nominal.assignments]
+    assert len(warm) == sum(len(c.nominal.assignments) for c in result.cases if c.nominal)
+    values = ext.encode(warm)
+    assert sum(values) == len(warm) and ext.check(values) == []
+    assert close(ext.objective_value(values), result.nominal_expected)
