@@ -177,9 +177,11 @@ def test_cli_bad_file_exits_2_with_every_problem(tmp_path: Path) -> None:
     assert "risks[0].probability" in res.output
     assert "risks[1].changes[0].cluster: unknown cluster 'x'" in res.output
     assert "Traceback" not in res.output
-    res = CliRunner().invoke(app, ["robust", portfolio, str(REPO / "instances" / "risks.yaml"),
-                                   "--decide-by", "27"])
-    assert res.exit_code == 2 and "--decide-by" in res.output
+    for bad_period in ("27", "-1"):
+        res = CliRunner().invoke(app, ["robust", portfolio,
+                                       str(REPO / "instances" / "risks.yaml"),
+                                       "--decide-by", bad_period])
+        assert res.exit_code == 2 and "--decide-by" in res.output
 
 
 def test_cli_bundled_example(tmp_path: Path) -> None:
