@@ -227,3 +227,19 @@ def test_replanned_nominal_plans_are_a_solution_of_the_extensive_model(base: Ins
     values = ext.encode(warm)
     assert sum(values) == len(warm) and ext.check(values) == []
     assert close(ext.objective_value(values), result.nominal_expected)
+
+
+@pytest.mark.parametrize(("decide_by", "expected"), [(0, 20.7), (6, 18.5)])
+def test_decision_period_extremes(base: Instance, decide_by: int, expected: float) -> None:
+    """Deciding at period 0 is perfect information (EVPI 0); deciding at the horizon commits
+    everything now, which is the robust plan."""
+    result = robust(base, parse_risks(RISKS, base=base), mode="adaptive",
+                    decide_by=decide_by, time_limit=20)
+    _check_every_plan(result)
+    assert close(result.expected_value, expected)
+    if decide_by == 0:
+        assert close(result.evpi, 0.0)
+    else:
+        keys = [{(a.job, a.start) for a in c.plan.assignments} for c in result.cases
+                if c.plan is not None]
+        assert keys[0] == keys[1]
