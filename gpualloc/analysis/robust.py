@@ -217,7 +217,8 @@ def robust(instance: Instance, risks: Sequence[Risk] | str | Path, *, mode: Mode
     # last, warm-started from the re-plans, which together are one of its solutions
     nominal = solve_many([make_task(all_cases[0].name, instance, **common)],
                          dask_address=dask, run=run_task)[0]
-    tasks = [make_task(c.name, c.instance, **common) for c in all_cases[1:]]
+    hint = nominal if nominal.is_feasible else None  # a hint where it is no longer valid
+    tasks = [make_task(c.name, c.instance, **common, warm_start=hint) for c in all_cases[1:]]
     if nominal.is_feasible:
         previous = nominal.model_dump(mode="json")
         tasks += [{**make_task(f"{c.name} (nominal re-planned)", c.instance, **common),
