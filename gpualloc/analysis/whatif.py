@@ -72,8 +72,13 @@ def solve_task(task: dict[str, Any]) -> dict[str, Any]:
 
 def solve_many(tasks: Sequence[dict[str, Any]], *, workers: int = 1,
                dask_address: str | None = None,
-               progress: StudyProgress | None = None) -> list[Plan]:
-    """Solve ``tasks`` serially, in local processes or on Dask; plans in task order."""
+               progress: StudyProgress | None = None,
+               run: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[Plan]:
+    """Solve ``tasks`` serially, in local processes or on Dask; plans in task order.
+
+    ``run`` (default ``solve_task``) turns one task into a plan's plain data; it must be a
+    module-level function, so that worker processes can import it."""
+    run = solve_task if run is None else run
     total = len(tasks)
     results: list[dict[str, Any] | None] = [None] * total
     done = 0
@@ -90,20 +95,20 @@ def solve_many(tasks: Sequence[dict[str, Any]], *, workers: int = 1,
 
         with Client(dask_address, set_as_default=False) as client, client.as_current():
             tag = uuid.uuid4().hex[:8]
-            futures = {client.submit(solve_task, t, key=f"gpualloc-{tag}-{i}", pure=False): i
+            futures = {client.submit(run, t, key=f"gpualloc-{tag}-{i}", pure=False): i
                        for i, t in enumerate(tasks)}
             for fut in as_completed(list(futures)):
                 finished(futures[fut], fut.result())
     elif workers <= 1 or total <= 1:
         for i, t in enumerate(tasks):
-            finished(i, solve_task(t))
+            finished(i, run(t))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=ctx) as pool:
-            pending = {pool.submit(solve_task, t): i for i, t in enumerate(tasks)}
+            pending = {pool.submit(run, t): i for i, t in enumerate(tasks)}
             for fut in as_completed(pending):
                 finished(pending[fut], fut.result())
     return [Plan.model_validate(r) for r in results]

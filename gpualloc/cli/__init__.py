@@ -4,7 +4,7 @@
 commands on it. The library never imports this package.
 """
 
-from . import core, pareto, replan, reports, scale, studies  # noqa: F401  (register commands)
+from . import core, pareto, replan, reports, robust, scale, studies  # noqa: F401  (register)
 from .app import app, main
 
 __all__ = ["app", "main"]

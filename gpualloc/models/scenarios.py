@@ -13,7 +13,9 @@ A scenario file (YAML or JSON, safe loaders only)::
 Change kinds (``kind`` picks the model):
 
 - ``cap``: ``id``, and ``set`` or ``scale`` of the cap's ``limit``; a share cap without a
-  limit has its ``fraction`` scaled (at most 1) or, with ``set``, gains a limit.
+  limit has its ``fraction`` scaled (at most 1) or, with ``set``, gains a limit. With
+  ``from`` (per-period caps with a limit only), the new limit holds from that period on: the
+  cap keeps the looser limit and gains one-period caps ``ID@t`` where the tighter one holds.
 - ``pool_gpus``: ``cluster``, ``accelerator``, ``add`` GPUs (negative removes) from period
   ``from`` (default 0) until period ``until`` (exclusive, default: for good). The pool's
   capacity changes are rewritten so that ``gpus_at(t)`` grows by ``add`` in those periods,
@@ -80,6 +82,7 @@ class _SetOrScale(_Change):
 class CapChange(_SetOrScale):
     kind: Literal["cap"] = "cap"
     id: str
+    from_: PeriodIndex | None = Field(None, alias="from")
 
 
 class PoolGpusChange(_Change):
@@ -342,6 +345,9 @@ def _apply_one(data: dict[str, Any], ch: Any, loc: str, issues: list[Issue],
             issues.append(Issue(f"{loc}.id", f"unknown cap {ch.id!r}"))
             return
         cap = dict(caps[ci])
+        if ch.from_ is not None:
+            _cap_from(data, caps, ci, ch, loc, issues)
+            return
         if cap.get("limit") is not None:
             cap["limit"] = ch.new(cap["limit"])
         elif ch.set is not None:
@@ -503,6 +509,22 @@ def _change_tranche(data: dict[str, Any], ch: TrancheChange | TrancheShiftChange
     else:
         t["from"] = t["from"] + ch.by
     startups[si]["tranches"] = tranches
+
+
+def _cap_from(data: dict[str, Any], caps: list[dict[str, Any]], ci: int, ch: CapChange,
+              loc: str, issues: list[Issue]) -> None:
+    """A per-period cap's limit changed from period ``ch.from_`` on (see ``cap`` above)."""
+    cap = dict(caps[ci])
+    if cap.get("per", "period") != "period" or cap.get("limit") is None:
+        issues.append(Issue(f"{loc}.from", "from needs a per-period cap with a limit"))
+        return
+    old, new = float(cap["limit"]), ch.new(cap["limit"])
+    horizon = int(data["horizon"]["periods"])
+    tight = range(ch.from_, horizon) if new < old else range(min(ch.from_, horizon))
+    cap["limit"] = max(old, new)
+    extra = [{**cap, "id": f"{ch.id}@{t}", "per": "window", "periods": (t, t),
+              "limit": min(old, new)} for t in tight]
+    data["caps"] = [*caps[:ci], cap, *caps[ci + 1:], *extra]
 
 
 def _add_gpus(pool: dict[str, Any], add: int, start: int, until: int | None) -> None:

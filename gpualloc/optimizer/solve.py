@@ -53,6 +53,7 @@ def solve(
     stop: Stop | None = None,
     customize: Customize | None = None,
     incumbent: Callable[[Plan], None] | None = None,
+    model: LinearModel | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -84,6 +85,9 @@ def solve(
     ``changes`` of a re-plan). ``objective.kind: maxmin`` runs ``optimizer.fairness`` first.
     ``max_memory`` (bytes): refuse with ``ModelTooLarge``, before building anything, a model
     whose estimated peak memory (``optimizer.estimate``) is over it; None: no check.
+
+    ``model``: solve this prebuilt model of ``instance`` instead of ``build(instance)``
+    (``analysis.robust`` passes its joint and extensive-form models).
     """
     if max_memory is not None:
         from .model.estimate import check_memory
@@ -95,14 +99,15 @@ def solve(
                       workers=workers, gap_tolerance=gap_tolerance, warm_start=warm_start,
                       progress=progress, log_search=log_search, previous=previous, now=now,
                       stability=stability, strategy=strategy, limits=limits,
-                      customize=customize, incumbent=incumbent)
+                      customize=customize, incumbent=incumbent, model=model)
 
 
 def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit: float | None,
            seed: int, workers: int, gap_tolerance: float, warm_start: Plan | None,
            progress: ProgressCallback | None, log_search: bool, previous: Plan | None,
            now: int | None, stability: float, strategy: str, limits: dict[str, float] | None,
-           customize: Customize | None, incumbent: Callable[[Plan], None] | None) -> Plan:
+           customize: Customize | None, incumbent: Callable[[Plan], None] | None,
+           model: LinearModel | None) -> Plan:
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
     if strategy not in STRATEGIES:
@@ -111,12 +116,13 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
                          gap_tolerance=gap_tolerance, log=log_search)
     if previous is None and (now is not None or stability):
         raise ValueError("now and stability need a previous plan")
-    try:
-        model = build(instance, stop=stop)
-    except StopRequested as e:
-        cause = "the time limit ended" if e.why == "time limit" else "interrupted"
-        why = f"{cause} while building the model ({e.detail})"
-        return _without_model(instance, engine.name, params, began, why, warm_start)
+    if model is None:
+        try:
+            model = build(instance, stop=stop)
+        except StopRequested as e:
+            cause = "the time limit ended" if e.why == "time limit" else "interrupted"
+            why = f"{cause} while building the model ({e.detail})"
+            return _without_model(instance, engine.name, params, began, why, warm_start)
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
     replan = None
     if previous is not None:
@@ -283,8 +289,9 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         status = SolveStatus.FEASIBLE
         if gap is not None and gap <= params.gap_tolerance + 1e-12:  # the user's tolerance
             raw.stats["stopped"] = f"stopped at gap ≤ {100 * params.gap_tolerance:g}%"
-    assignments = [a.model_copy(update={"startup": instance.job_by_id[a.job].startup})
-                   for a in model.decode(values)] if values is not None else []
+    jobs = instance.job_by_id  # a prebuilt model (robust's copies) may name other jobs
+    assignments = [a.model_copy(update={"startup": jobs[a.job].startup}) if a.job in jobs
+                   else a for a in model.decode(values)] if values is not None else []
     assigned = {a.job for a in assignments}
     summary = {k: v for k, v in raw.stats.items() if isinstance(v, int | float | str | list)}
     if skipped:
