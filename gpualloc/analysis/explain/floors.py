@@ -15,19 +15,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ...models import Instance, InstanceError, SolveStatus
-from ...models.validator import validate
+from ...models import Instance, SolveStatus
 from ...optimizer.backends import Backend
 from ...optimizer.model.formulation import build
 from ..floors import FloorRelaxation, floor_relaxation
 from .explanation import _TOL, Explanation, Relaxation, Requirement, _num
-from .minimal import step
+from .minimal import step, verify_relaxed
 
 
 def _explain_floors(instance: Instance, engine: Backend, time_limit: float,
                     seed: int) -> Explanation | None:
     """The floor explanation (module docstring), or None when the floors are not the cause."""
-    from ...optimizer.solve import solve
 
     fr = floor_relaxation(instance, backend=engine.name, time_limit=time_limit / 2, seed=seed)
     if fr.plan is None or fr.delta is None or fr.delta <= _TOL:
@@ -47,23 +45,8 @@ def _explain_floors(instance: Instance, engine: Backend, time_limit: float,
     if fr.status != "optimal":
         ex.notes.append(f"the floor relaxation is {fr.status}: delta {_num(fr.delta)} may not "
                         f"be the smallest (proven at least {_num(fr.delta_bound)})")
-    try:
-        final = Instance.model_validate(data)
-    except (InstanceError, ValueError) as e:  # reported, never raised
-        ex.verified = False
-        ex.verification = f"could not build the relaxed instance: {e}"
+    if not verify_relaxed(ex, data, engine, max(1.0, time_limit / 4), seed):
         return ex
-    ex.relaxed_instance = final
-    check = solve(final, engine, time_limit=max(1.0, time_limit / 4), seed=seed)
-    violations = validate(final, check) if check.is_feasible else []
-    ex.verified = check.is_feasible and not violations
-    if not ex.verified:
-        ex.verification = (f"the relaxed instance's plan breaks {violations[0]}" if violations
-                           else f"the relaxed instance is still {check.status.value}")
-        return ex
-    ex.verification = (f"the relaxed instance solves {check.status.value} with "
-                       f"{check.backend} (objective {_num(check.objective)}) and the plan "
-                       "passes the validator")
     below, text = _check_below(data, ex.relaxations, engine, max(1.0, time_limit / 4), seed)
     ex.minimal = below and fr.status == "optimal"
     ex.minimality = text

@@ -32,20 +32,18 @@ from collections.abc import Callable
 
 import networkx as nx
 
-from ...models import Instance, InstanceError, Job
-from ...models.validator import validate
+from ...models import Instance, Job
 from ...optimizer.backends import Backend
 from ...optimizer.model.formulation import LinearModel, Row
 from .chains import _graph, _runnable, _Timing
 from .elastic import _Elastic, _elastic, _parse, _relax, _span
 from .explanation import Explanation, Relaxation, Requirement, RequirementKind, _num, _ranges
 from .floors import _explain_floors
-from .minimal import check_below
+from .minimal import check_below, verify_relaxed
 
 
 def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
                         seed: int) -> Explanation:
-    from ...optimizer.solve import solve
 
     began = time.perf_counter()
     if any(s.min_share for s in instance.startups):
@@ -172,30 +170,12 @@ def _explain_infeasible(instance: Instance, engine: Backend, time_limit: float,
         ex.verification = ("not checked: some required job cannot run under any relaxation "
                            "of deadlines, capacity, caps, credits, tranches or floors")
         return ex
-    try:
-        final = Instance.model_validate(data)
-    except (InstanceError, ValueError) as e:  # reported, never raised
-        ex.verified = False
-        ex.verification = f"could not build the relaxed instance: {e}"
-        return ex
-    ex.relaxed_instance = final
     remaining = max(1.0, time_limit - (time.perf_counter() - began))
-    check = solve(final, engine, time_limit=remaining, seed=seed)
-    violations = validate(final, check) if check.is_feasible else []
-    ex.verified = check.is_feasible and not violations
-    if ex.verified:
-        ex.verification = (f"the relaxed instance solves {check.status.value} with "
-                           f"{check.backend} (objective {_num(check.objective)}) and the plan "
-                           "passes the validator")
+    if verify_relaxed(ex, data, engine, remaining, seed):
         remaining = max(1.0, time_limit - (time.perf_counter() - began))  # at least 1 s
         below, findings = check_below(relaxed, data, ex.relaxations, engine, remaining, seed)
         ex.minimal = below and elastic.proven and not elastic.time_limited
         ex.minimality = "; ".join(findings)
-    elif check.is_feasible:
-        ex.verification = f"the relaxed instance's plan breaks {violations[0]}"
-    else:
-        ex.verification = (f"the relaxed instance is still {check.status.value} with "
-                           f"{check.backend}")
     return ex
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ...models import Instance, InstanceError, SolveStatus
 from ...optimizer.backends import Backend
-from .explanation import Relaxation, _num
+from .explanation import Explanation, Relaxation, _num
 
 MAX_CHECKS = 12
 
@@ -146,3 +146,33 @@ def _at(r: Relaxation, value: float) -> str:
     what = {"tranche": f"tranche {r.index} of {r.target}",
             "floor": f"min_share of {r.target}"}.get(r.kind, f"{r.kind} {r.target}")
     return f"{what} at {_num(value)}"
+
+
+def verify_relaxed(ex: Explanation, data: dict[str, Any], engine: Backend, time_limit: float,
+                   seed: int) -> bool:
+    """Build the relaxed instance from ``data`` and solve it: ``ex.relaxed_instance``,
+    ``ex.verified`` and ``ex.verification`` say how it went; True when its plan is feasible and
+    passes the validator (the one check explain makes of every relaxation it suggests)."""
+    from ...models.validator import validate
+    from ...optimizer.solve import solve
+
+    try:
+        final = Instance.model_validate(data)
+    except (InstanceError, ValueError) as e:  # reported, never raised
+        ex.verified = False
+        ex.verification = f"could not build the relaxed instance: {e}"
+        return False
+    ex.relaxed_instance = final
+    check = solve(final, engine, time_limit=time_limit, seed=seed)
+    violations = validate(final, check) if check.is_feasible else []
+    ex.verified = check.is_feasible and not violations
+    if ex.verified:
+        ex.verification = (f"the relaxed instance solves {check.status.value} with "
+                           f"{check.backend} (objective {_num(check.objective)}) and the plan "
+                           "passes the validator")
+    elif check.is_feasible:
+        ex.verification = f"the relaxed instance's plan breaks {violations[0]}"
+    else:
+        ex.verification = (f"the relaxed instance is still {check.status.value} with "
+                           f"{check.backend}")
+    return ex.verified
