@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import Instance, InstanceError, Issue
 from .io import read_mapping
-from .scenarios import Change, _located, apply
+from .scenarios import Change, apply, named_changes
 
 NOMINAL = "nominal"
 SUM_TOLERANCE = 1e-9
@@ -60,20 +60,6 @@ class Case:
     description: str | None = None
 
 
-def _candidates(data: Any, parsed: list[Risk] | None) -> list[tuple[int, Risk]]:
-    """The risks that parse on their own (all of them when the whole file does)."""
-    if parsed is not None:
-        return list(enumerate(parsed))
-    raw = data.get("risks") if isinstance(data, dict) else None
-    out = []
-    for i, item in enumerate(raw if isinstance(raw, list) else []):
-        try:
-            out.append((i, Risk.model_validate(item)))
-        except ValidationError:
-            continue
-    return out
-
-
 def parse_risks(data: Any, source: str | None = None,
                 base: Instance | None = None) -> list[Risk]:
     """Validate a raw mapping ``{risks: [...]}``, reporting every problem at once.
@@ -81,27 +67,7 @@ def parse_risks(data: Any, source: str | None = None,
     With ``base``, every risk is also applied to it, so that unknown targets are reported
     together with the file's other problems.
     """
-    issues: list[Issue] = []
-    parsed: list[Risk] | None = None
-    try:
-        parsed = list(RiskFile.model_validate(data).risks)
-    except ValidationError as e:
-        issues.extend(_located(e))
-    candidates = _candidates(data, parsed)
-    seen: dict[str, int] = {}
-    for i, risk in candidates:
-        if risk.name == NOMINAL:
-            issues.append(Issue(f"risks[{i}].name",
-                                f"{NOMINAL!r} is reserved for the unchanged instance"))
-        elif risk.name in seen:
-            issues.append(Issue(f"risks[{i}].name", f"duplicate risk {risk.name!r} "
-                                f"(first at risks[{seen[risk.name]}])"))
-        seen.setdefault(risk.name, i)
-        if base is not None:
-            try:
-                apply(base, risk.changes, where=f"risks[{i}].changes")
-            except InstanceError as e:
-                issues.extend(e.issues)
+    parsed, candidates, issues = named_changes(data, "risks", RiskFile, Risk, NOMINAL, base)
     total = sum(r.probability for _, r in candidates)
     if total > 1 + SUM_TOLERANCE:
         issues.append(Issue("risks", f"probabilities sum to {total:.6g}; they must sum to at "

@@ -215,6 +215,48 @@ def _located(error: ValidationError, prefix: str = "") -> list[Issue]:
     return out
 
 
+def named_changes(data: Any, key: str, file_model: type[BaseModel], item_model: type[BaseModel],
+                  reserved: str, base: Instance | None) -> tuple[list[Any] | None,
+                                                              list[tuple[int, Any]],
+                                                              list[Issue]]:
+    """Validate ``{key: [...]}``, a list of named change lists (scenarios, risks), reporting
+    every problem at once: ``(parsed or None, the items that parse on their own with their
+    index, issues)``. Names are unique and not ``reserved``; with ``base`` every item's changes
+    are applied to it, so that unknown targets are reported with the file's other problems."""
+    issues: list[Issue] = []
+    parsed: list[Any] | None = None
+    try:
+        parsed = list(getattr(file_model.model_validate(data), key))
+    except ValidationError as e:
+        issues.extend(_located(e))
+    raw = data.get(key) if isinstance(data, dict) else None
+    candidates: list[tuple[int, Any]] = []
+    if parsed is not None:
+        candidates = list(enumerate(parsed))
+    elif isinstance(raw, list):
+        for i, item in enumerate(raw):
+            try:
+                candidates.append((i, item_model.model_validate(item)))
+            except ValidationError:
+                continue
+    seen: dict[str, int] = {}
+    what = key[:-1]
+    for i, item in candidates:
+        if item.name == reserved:
+            issues.append(Issue(f"{key}[{i}].name",
+                                f"{reserved!r} is reserved for the unchanged instance"))
+        elif item.name in seen:
+            issues.append(Issue(f"{key}[{i}].name", f"duplicate {what} {item.name!r} "
+                                f"(first at {key}[{seen[item.name]}])"))
+        seen.setdefault(item.name, i)
+        if base is not None:
+            try:
+                apply(base, item.changes, where=f"{key}[{i}].changes")
+            except InstanceError as e:
+                issues.extend(e.issues)
+    return parsed, candidates, issues
+
+
 def parse_scenarios(data: Any, source: str | None = None,
                     base: Instance | None = None) -> list[Scenario]:
     """Validate a raw mapping ``{scenarios: [...]}``, reporting every problem at once.
@@ -222,36 +264,8 @@ def parse_scenarios(data: Any, source: str | None = None,
     With ``base``, every scenario is also applied to it, so that unknown targets are reported
     together with the file's other problems.
     """
-    issues: list[Issue] = []
-    parsed: list[Scenario] | None = None
-    try:
-        parsed = list(ScenarioFile.model_validate(data).scenarios)
-    except ValidationError as e:
-        issues.extend(_located(e))
-    raw = data.get("scenarios") if isinstance(data, dict) else None
-    candidates: list[tuple[int, Scenario]] = []
-    if parsed is not None:
-        candidates = list(enumerate(parsed))
-    elif isinstance(raw, list):
-        for i, item in enumerate(raw):
-            try:
-                candidates.append((i, Scenario.model_validate(item)))
-            except ValidationError:
-                continue
-    seen: dict[str, int] = {}
-    for i, sc in candidates:
-        if sc.name == BASE_NAME:
-            issues.append(Issue(f"scenarios[{i}].name",
-                                f"{BASE_NAME!r} is reserved for the unchanged instance"))
-        elif sc.name in seen:
-            issues.append(Issue(f"scenarios[{i}].name", f"duplicate scenario {sc.name!r} "
-                                f"(first at scenarios[{seen[sc.name]}])"))
-        seen.setdefault(sc.name, i)
-        if base is not None:
-            try:
-                apply(base, sc.changes, where=f"scenarios[{i}].changes")
-            except InstanceError as e:
-                issues.extend(e.issues)
+    parsed, _, issues = named_changes(data, "scenarios", ScenarioFile, Scenario, BASE_NAME,
+                                      base)
     if issues or parsed is None:
         raise InstanceError(issues, source)
     return parsed
