@@ -4,6 +4,7 @@ of attacking a model (``strategies``) and the one pipeline, ``solve``."""
 from .backends import (
     Backend,
     BackendUnavailable,
+    Capabilities,
     Progress,
     SolveParams,
     available_backends,
@@ -11,15 +12,20 @@ from .backends import (
     get_backend,
 )
 from .model import LinearModel, build
-from .solve import STRATEGIES, choose_strategy, solve
+from .solve import solve
+from .stop import Stop, StopRequested
+from .strategies import STRATEGIES, choose_strategy
 
 __all__ = [
     "STRATEGIES",
     "Backend",
     "BackendUnavailable",
+    "Capabilities",
     "LinearModel",
     "Progress",
     "SolveParams",
+    "Stop",
+    "StopRequested",
     "available_backends",
     "backend_names",
     "build",

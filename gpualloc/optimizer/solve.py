@@ -1,17 +1,28 @@
-"""The one entry point: ``solve(instance, ...) -> Plan``."""
+"""The one entry point: ``solve(instance, ...) -> Plan``.
+
+The pipeline: build the model, prepare a re-plan, a greedy start, choose a strategy and run
+it, then turn its result into a Plan. One ``Stop`` (a deadline plus an interrupt) covers the
+whole call and goes to every phase; a phase that cannot run in the time left is skipped and
+``plan.summary["skipped"]`` says which and why. A stop during the build leaves no model and no
+plan: the plan's status is ``unknown`` and ``summary["no_plan"]`` says why in one line.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Callable
 
 from ..models import Instance, Plan, SolveStatus, compute_gap
 from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get_backend
 from .backends.greedy import greedy_values
 from .model.formulation import LinearModel, build
+from .stop import Stop, StopRequested
+from .strategies import STRATEGIES, choose_strategy, get_strategy
 
 log = logging.getLogger(__name__)
+
+Customize = Callable[[LinearModel], None]
 
 
 def solve(
@@ -29,27 +40,46 @@ def solve(
     now: int | None = None,
     stability: float = 0.0,
     strategy: str = "auto",
+    stop: Stop | None = None,
+    customize: Customize | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
     ``optimal`` is claimed only when the solver's proven bound is within ``gap_tolerance``
-    (relative) of the plan's objective. When the time limit stops the search, the incumbent is
-    returned as ``feasible``; an infeasible instance returns status ``infeasible``.
+    (relative) of the plan's objective. When the time limit (or ``stop``) ends the search, the
+    incumbent is returned as ``feasible``; an infeasible instance returns status ``infeasible``.
+
+    ``stop``: the ``optimizer.stop.Stop`` that ends the call (its deadline and interrupt); made
+    from ``time_limit`` when not given (``time_limit`` is then recorded in the plan only).
 
     Re-planning: with ``previous`` (a plan of an earlier version of the instance), assignments
     that started before period ``now`` are frozen, no other job starts before ``now``, and each
     other change of a previous assignment costs ``stability``; ``previous`` is the default warm
-    start. See ``optimizer.replan``.
+    start. See ``optimizer.model.replan``.
+
+    ``customize(model)`` may change the built model in place before it is solved (add rows,
+    change objective coefficients): analyses that solve a variant of the instance call the one
+    pipeline that way.
 
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
-    plus CP-SAT large-neighbourhood search (``optimizer.lns``); ``"portfolio"`` runs CP-SAT and
-    HiGHS side by side (``optimizer.portfolio``); ``"auto"`` (default) is ``choose_strategy``.
+    plus CP-SAT large-neighbourhood search (``strategies.lns``); ``"portfolio"`` runs CP-SAT
+    and HiGHS side by side (``strategies.portfolio``); ``"auto"`` (default) is
+    ``choose_strategy``.
     """
+    stop = stop if stop is not None else Stop(time_limit)
     began = time.perf_counter()
     engine = get_backend(backend) if isinstance(backend, str) else backend
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
                          gap_tolerance=gap_tolerance, log=log_search)
-    model = build(instance)
+    if previous is None and (now is not None or stability):
+        raise ValueError("now and stability need a previous plan")
+    try:
+        model = build(instance, stop=stop)
+    except StopRequested as e:
+        why = f"the {e.why} ended while building the model ({e.detail})"
+        return _without_model(instance, engine.name, params, began, why, warm_start)
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
     replan = None
     if previous is not None:
@@ -57,11 +87,11 @@ def solve(
 
         replan = prepare(instance, model, previous, now=now, stability=stability)
         warm_start = previous if warm_start is None else warm_start
-    elif now is not None or stability:
-        raise ValueError("now and stability need a previous plan")
-    start = model.encode(list(warm_start.assignments)) if warm_start is not None else None
-    if start is None and engine.name != "greedy" and model.num_vars and not model.infeasible:
-        start = greedy_values(model)  # a rule-complete incumbent to start from
+    if customize is not None:
+        customize(model)
+    skipped: dict[str, str] = {}
+    name = engine.name
+    start = _start(model, engine, warm_start, stop, skipped)
     start_valid = start is not None and not model.check(start)
     if start is not None and not start_valid:
         log.debug("warm start violates the model; passed as a hint only")
@@ -70,27 +100,17 @@ def solve(
         raw = BackendResult("infeasible", stats={"reason": model.infeasible})
     elif model.num_vars == 0:
         raw = BackendResult("optimal", [], 0.0)
+    elif stop.stopped:
+        skipped["search"] = f"{stop.why()} before the search"
+        raw = BackendResult("unknown")
     else:
-        remaining = None if time_limit is None else max(
-            0.01, time_limit - (time.perf_counter() - began))
         chosen = choose_strategy(engine.name, model, strategy, workers)
-        if chosen != "exact":  # a stop asked of the engine reaches the strategy
-            outer = engine
-
-            def halted() -> bool:
-                return bool(getattr(outer, "stopped", False))
-
-            if chosen == "lns":
-                from .strategies.lns import LnsBackend
-
-                engine = LnsBackend(should_stop=halted)
-            else:
-                from .strategies.portfolio import PortfolioBackend
-
-                engine = PortfolioBackend(should_stop=halted)
-        raw = engine.solve(model, replace(params, time_limit=remaining), start, progress)
-    plan = _to_plan(instance, model, raw, start if start_valid else None, engine.name, params,
-                    began)
+        search = stop.child(seconds=_search_seconds(stop, model))
+        method = get_strategy(chosen)
+        raw = method.run(model, params, search, start, progress, engine=engine)
+        name = method.label or engine.name
+    plan = _to_plan(instance, model, raw, start if start_valid else None, name, params,
+                    began, skipped)
     if replan is not None:
         from .model.replan import finish
 
@@ -98,29 +118,31 @@ def solve(
     return plan
 
 
-STRATEGIES = ("auto", "exact", "lns", "portfolio")
+FINISH_SECONDS = 0.1  # kept back from the search for turning its result into a plan ...
+FINISH_PER_VAR = 6e-7  # ... plus this per variable (decoding, checking)
 
 
-def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
-                    workers: int = 1) -> str:
-    """The strategy ``solve`` runs: ``strategy`` itself unless it is ``"auto"``, which for
-    ``cpsat`` picks LNS above ``lns.LNS_THRESHOLD`` variables, the CP-SAT + HiGHS portfolio
-    from ``portfolio.PORTFOLIO_MIN_VARS`` variables when there are two workers or more (one
-    worker stays deterministic), and the exact backend otherwise."""
-    from .strategies.lns import LNS_THRESHOLD
-    from .strategies.portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
+def _search_seconds(stop: Stop, model: LinearModel) -> float | None:
+    left = stop.remaining()
+    if left is None:
+        return None
+    return max(0.0, left - FINISH_SECONDS - FINISH_PER_VAR * model.num_vars)
 
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    if strategy != "auto":
-        return strategy
-    if backend != "cpsat":
-        return "exact"
-    if model.num_vars > LNS_THRESHOLD:
-        return "lns"
-    if workers >= 2 and model.num_vars >= PORTFOLIO_MIN_VARS and PortfolioBackend().available():
-        return "portfolio"
-    return "exact"
+
+def _start(model: LinearModel, engine: Backend, warm_start: Plan | None, stop: Stop,
+           skipped: dict[str, str]) -> list[float] | None:
+    """The warm start's vector, else a greedy plan (a rule-complete incumbent to start from)."""
+    if warm_start is not None:
+        return model.encode(list(warm_start.assignments))
+    if engine.name == "greedy" or not model.num_vars or model.infeasible:
+        return None
+    if stop.stopped:
+        skipped["greedy start"] = f"{stop.why()} before it began"
+        return None
+    values = greedy_values(model, stop=stop)
+    if stop.stopped:
+        skipped["greedy start"] = f"{stop.why()}: cut short (a partial greedy plan)"
+    return values
 
 
 def _tightest(*bounds: float | None) -> float | None:
@@ -129,9 +151,31 @@ def _tightest(*bounds: float | None) -> float | None:
     return min(known) if known else None
 
 
+def _without_model(instance: Instance, backend: str, params: SolveParams, began: float,
+                   why: str, warm_start: Plan | None) -> Plan:
+    """The plan of a solve stopped before it had a model: the warm start when the validator
+    passes it (the best plan there is; no bound), else no assignments and status unknown with
+    ``summary["no_plan"]``."""
+    from ..models.rules import objective_of
+    from ..models.validator import validate
+
+    common = dict(instance=instance.name, backend=backend, seed=params.seed,
+                  parameters=params.as_dict())
+    if warm_start is not None and not validate(instance, warm_start):
+        assigned = {a.job for a in warm_start.assignments}
+        return Plan(status=SolveStatus.FEASIBLE, assignments=warm_start.assignments,
+                    objective=objective_of(instance, warm_start.assignments),
+                    unscheduled=tuple(j.id for j in instance.jobs if j.id not in assigned),
+                    solve_seconds=time.perf_counter() - began,
+                    summary={"skipped": {"model": why, "search": "no model"}}, **common)
+    return Plan(status=SolveStatus.UNKNOWN, solve_seconds=time.perf_counter() - began,
+                assignments=(), unscheduled=tuple(j.id for j in instance.jobs),
+                summary={"no_plan": f"no plan: {why}"}, **common)
+
+
 def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
              valid_start: list[float] | None, backend: str, params: SolveParams,
-             began: float) -> Plan:
+             began: float, skipped: dict[str, str] | None = None) -> Plan:
     values = raw.values
     objective = model.objective_value(values) if values is not None else None
     if valid_start is not None:
@@ -159,6 +203,9 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         status = SolveStatus.FEASIBLE
     assignments = model.decode(values) if values is not None else []
     assigned = {a.job for a in assignments}
+    summary = {k: v for k, v in raw.stats.items() if isinstance(v, int | float | str | list)}
+    if skipped:
+        summary["skipped"] = dict(skipped)
     return Plan(
         instance=instance.name,
         status=status,
@@ -173,5 +220,8 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
         parameters=params.as_dict(),
         model_size=model.size(),
         ineligible=tuple(model.ineligible),
-        summary={k: v for k, v in raw.stats.items() if isinstance(v, int | float | str | list)},
+        summary=summary,
     )
+
+
+__all__ = ["STRATEGIES", "choose_strategy", "solve"]

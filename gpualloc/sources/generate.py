@@ -96,11 +96,16 @@ PREFERENCE = {"H100": 3.0, "H800": 3.0, "H200": 3.0, "B200": 2.0, "H20": 1.0,
 # The chips that are 3A090.a under the default regime (all but the H20).
 RESTRICTED = frozenset(a for a in THROUGHPUT if classify(BUILTIN[a]) == "3A090.a")
 
-TIERS: dict[str, dict[str, int]] = {
+TIERS: dict[str, dict[str, Any]] = {
     "medium": dict(clusters=8, startups=12, jobs=400, periods=26, seed=101),
     "large": dict(clusters=20, startups=40, jobs=3000, periods=52, seed=202),
+    # the large tier's shape with wide windows (~250 placements per job, ~750k in all): what
+    # users send, and the size the time limits and interrupts are measured on
+    "large-wide": dict(clusters=20, startups=40, jobs=3000, periods=52, seed=202,
+                       windows="wide"),
     "huge": dict(clusters=40, startups=100, jobs=20000, periods=52, seed=303),
 }
+WINDOWS = ("narrow", "wide")
 
 
 @lru_cache(maxsize=1)
@@ -119,7 +124,7 @@ def _loaded() -> dict[str, Any]:
 
 
 def tier_instance(name: str) -> Instance:
-    """The benchmark instance of tier ``name`` (``medium``, ``large`` or ``huge``)."""
+    """The benchmark instance of tier ``name`` (one of ``TIERS``)."""
     if name not in TIERS:
         raise ValueError(f"unknown tier {name!r}; choose from {', '.join(TIERS)}")
     return generate(**TIERS[name])
@@ -174,11 +179,17 @@ class _Shapes:
         return min(self.periods - 1, int(frac * self.periods))
 
 
-def generate(clusters: int, startups: int, jobs: int, periods: int, seed: int = 0) -> Instance:
+def generate(clusters: int, startups: int, jobs: int, periods: int, seed: int = 0,
+             windows: str = "narrow") -> Instance:
     """A realistic synthetic instance using every feature, deterministic in ``seed``.
 
     ``clusters`` >= 1, ``startups`` >= 1, ``jobs`` >= 0 and ``periods`` >= 2 (weeks).
+    ``windows``: ``"narrow"`` (the default: deadlines a few periods after the earliest end) or
+    ``"wide"``: releases in the first quarter of the horizon and no deadline before its end,
+    so each option may start in most periods (about 250 placements per job at 52 periods).
     """
+    if windows not in WINDOWS:
+        raise ValueError(f"windows must be one of {', '.join(WINDOWS)}, got {windows!r}")
     for name, value, least in (("clusters", clusters, 1), ("startups", startups, 1),
                                ("jobs", jobs, 0), ("periods", periods, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -339,7 +350,7 @@ def generate(clusters: int, startups: int, jobs: int, periods: int, seed: int = 
                     alt["value"] = None  # filled in with the job's value below
                 options.append(alt)
             # when: after the start-up's previous job sometimes (a chain), then a deadline
-            release = d["release"]
+            release = d["release"] if windows == "narrow" else d["release"] // 4
             if previous and rng.random() < 0.25:
                 pred = previous[-1]
                 ready = pred["release"] + min(o["periods"] for o in pred["options"])
@@ -351,6 +362,8 @@ def generate(clusters: int, startups: int, jobs: int, periods: int, seed: int = 
                 deadline = periods
             else:
                 deadline = min(periods, release + length + rng.randint(0, 2 * slack_half))
+            if windows == "wide":
+                deadline = periods
             options = [o for o in options if release + o["periods"] <= deadline]
             value = round(max(1.0, (gpus * length) ** 0.8 / 10.0
                               * rng.lognormvariate(0.0, 0.6)), 1)
@@ -506,5 +519,5 @@ def _mark_mandatory(data: dict[str, Any], rng: random.Random, target: int) -> No
             job["mandatory"] = True
 
 
-__all__ = ["DURATION_SCALE", "GANG_SCALE", "TIERS", "generate", "tier_instance",
+__all__ = ["DURATION_SCALE", "GANG_SCALE", "TIERS", "WINDOWS", "generate", "tier_instance",
            "trace_params"]

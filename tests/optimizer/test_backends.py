@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from gpualloc import optimizer
 from gpualloc.models import Assignment, Instance, Plan, SolveStatus
-from gpualloc.optimizer import BackendUnavailable, build
+from gpualloc.optimizer import BackendUnavailable, Capabilities, build
 from gpualloc.optimizer.backends import BackendResult
 from tests.conftest import (
     ALL_BACKENDS,
@@ -189,10 +189,13 @@ class _InflatedBound:
     def available(self) -> bool:
         return True
 
-    def solve(self, model, params, start=None, progress=None):
+    capabilities = Capabilities(proves_bound=True, takes_hint=True, stops_on_request=True,
+                                deterministic=True)
+
+    def solve(self, model, params, start=None, progress=None, *, stop=None):
         # the inner solve proves the true optimum; only the claimed bound is inflated
         exact = dataclasses.replace(params, gap_tolerance=1e-9)
-        raw = self.inner.solve(model, exact, start, progress)
+        raw = self.inner.solve(model, exact, start, progress, stop=stop)
         assert raw.values is not None
         bound = model.objective_value(raw.values) + self.extra
         return BackendResult("optimal", raw.values, bound, raw.stats)
@@ -401,11 +404,13 @@ def test_highs_solves_with_any_thread_count_in_one_process() -> None:
 def test_a_bound_below_the_plan_is_ignored() -> None:
     class Liar:  # claims a bound below the plan it returns
         name = "liar"
+        capabilities = Capabilities(proves_bound=True, takes_hint=False,
+                                    stops_on_request=False, deterministic=True)
 
         def available(self) -> bool:
             return True
 
-        def solve(self, model, params, start=None, progress=None):
+        def solve(self, model, params, start=None, progress=None, *, stop=None):
             values = [0.0] * model.num_vars
             values[model.by_job["A"][0]] = 1.0
             return BackendResult("optimal", values, 1.0)

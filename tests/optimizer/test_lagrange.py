@@ -16,6 +16,7 @@ from gpualloc.optimizer.backends import SolveParams, get_backend
 from gpualloc.optimizer.backends.greedy import greedy_values
 from gpualloc.optimizer.model.formulation import LinearModel, build
 from gpualloc.optimizer.model.replan import prepare
+from gpualloc.optimizer.stop import Stop
 from gpualloc.optimizer.strategies.lagrange import lagrangian_bound, priced_order
 from gpualloc.optimizer.strategies.lp import lp_relaxation
 from tests.conftest import REL_TOL
@@ -136,10 +137,10 @@ def test_time_limit_is_honoured(portfolio: LinearModel) -> None:
     assert result.bound is not None and result.bound <= portfolio.trivial_bound() + 1e-6
 
 
-def test_should_stop_and_zero_time_still_give_the_trivial_bound(portfolio: LinearModel) -> None:
+def test_a_stop_and_zero_time_still_give_the_trivial_bound(portfolio: LinearModel) -> None:
     trivial = portfolio.trivial_bound()
     for result in (lagrangian_bound(portfolio, 0.0),
-                   lagrangian_bound(portfolio, None, should_stop=lambda: True)):
+                   lagrangian_bound(portfolio, None, stop=_requested())):
         assert result.iterations == 1
         assert result.bound == pytest.approx(trivial, rel=1e-8)
 
@@ -203,3 +204,9 @@ def test_priced_greedy_on_portfolio(portfolio: LinearModel) -> None:
     values = greedy_values(portfolio, order=priced_order(portfolio, result.reduced))
     assert portfolio.check(values) == []
     assert portfolio.objective_value(values) <= result.bound
+
+
+def _requested() -> Stop:
+    stop = Stop(None)
+    stop.request()
+    return stop

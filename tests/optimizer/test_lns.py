@@ -12,6 +12,7 @@ from gpualloc.optimizer.backends import SolveParams, available_backends
 from gpualloc.optimizer.backends.greedy import greedy_values
 from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.solve import choose_strategy
+from gpualloc.optimizer.stop import Stop
 from gpualloc.optimizer.strategies.lns import LNS_THRESHOLD, lns_solve
 from gpualloc.optimizer.strategies.lp import lp_relaxation
 
@@ -41,10 +42,10 @@ def test_lns_plan_is_valid_and_bounded(instance, model, exact):
 
 
 def test_lns_deterministic_for_seed(model):
-    params = SolveParams(time_limit=None, seed=7, workers=1, extra={"lns": {"max_rounds": 4}})
+    params = SolveParams(time_limit=None, seed=7, workers=1, lns_rounds=4)
     start = greedy_values(model)
-    a = lns_solve(model, params, list(start))
-    b = lns_solve(model, params, list(start))
+    a = lns_solve(model, params, Stop(None), list(start))
+    b = lns_solve(model, params, Stop(None), list(start))
     assert a.values == b.values
     assert a.bound == b.bound
     assert model.check(a.values) == []
@@ -59,7 +60,7 @@ def test_lns_honours_time_limit(instance):
 
 def test_progress_reported(model):
     seen = []
-    lns_solve(model, SolveParams(time_limit=2.0), greedy_values(model), seen.append)
+    lns_solve(model, SolveParams(time_limit=2.0), Stop(2.0), greedy_values(model), seen.append)
     assert seen and all(p.bound >= p.objective for p in seen)
 
 

@@ -13,7 +13,8 @@ from gpualloc.optimizer.backends import SolveParams
 from gpualloc.optimizer.backends.greedy import greedy_values
 from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.solve import choose_strategy
-from gpualloc.optimizer.strategies.portfolio import PORTFOLIO_MIN_VARS, PortfolioBackend
+from gpualloc.optimizer.stop import Stop
+from gpualloc.optimizer.strategies.portfolio import PORTFOLIO_MIN_VARS, portfolio_solve
 from tests.conftest import check_plan, close
 
 pytest.importorskip("highspy")
@@ -36,8 +37,8 @@ def test_portfolio_proves_the_same_optimum(instance, exact):
 
 def test_tightest_bound_and_best_plan_are_kept(instance):
     model = build(instance)
-    result = PortfolioBackend().solve(model, SolveParams(time_limit=0.5, workers=2),
-                                      greedy_values(model))
+    result = portfolio_solve(model, SolveParams(time_limit=0.5, workers=2), Stop(0.5),
+                             greedy_values(model))
     bounds = [b for b in (result.stats["cpsat_bound"], result.stats["highs_bound"])
               if b is not None]
     assert result.bound == (min(bounds) if bounds else None)
@@ -50,10 +51,11 @@ def test_tightest_bound_and_best_plan_are_kept(instance):
 
 def test_stop_ends_both_searches(instance):
     model = build(instance)
-    engine = PortfolioBackend()
-    threading.Timer(0.5, engine.stop).start()
+    stop = Stop(60)
+    threading.Timer(0.5, stop.request).start()
     began = time.perf_counter()
-    result = engine.solve(model, SolveParams(time_limit=60, workers=2), greedy_values(model))
+    result = portfolio_solve(model, SolveParams(time_limit=60, workers=2), stop,
+                             greedy_values(model))
     assert time.perf_counter() - began < 10
     assert result.values is not None and model.check(result.values) == []
 

@@ -8,6 +8,7 @@ from .base import (
     Backend,
     BackendResult,
     BackendUnavailable,
+    Capabilities,
     Progress,
     ProgressCallback,
     SolveParams,
@@ -29,8 +30,6 @@ def _greedy() -> Backend:
 
 
 _REGISTRY["greedy"] = _greedy
-
-
 
 
 def register(name: str, factory: Callable[[], Backend]) -> None:
@@ -64,6 +63,7 @@ __all__ = [
     "Backend",
     "BackendResult",
     "BackendUnavailable",
+    "Capabilities",
     "Progress",
     "ProgressCallback",
     "SolveParams",

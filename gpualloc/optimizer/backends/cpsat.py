@@ -9,13 +9,16 @@ handed to CP-SAT as a floating-point objective.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
 
 from ..model.formulation import LinearModel, Row
-from .base import BackendResult, Progress, ProgressCallback, SolveParams
+from ..stop import Stop
+from .base import BackendResult, Capabilities, Progress, ProgressCallback, SolveParams
 
 _MAX_INT = 2**62
 
@@ -31,14 +34,11 @@ def integer_scale(coefs: list[float], max_power: int = 9, limit: float = _MAX_IN
 
 
 class CpSatBackend:
-    """Google OR-Tools CP-SAT."""
+    """Google OR-Tools CP-SAT; a ``Stop`` ends its search through ``stop_search``."""
 
     name = "cpsat"
-
-    def __init__(self) -> None:
-        self._solver = None
-        self._stopped = False  # a stop asked for before (or while) the search runs
-        self._lock = threading.Lock()
+    capabilities = Capabilities(proves_bound=True, takes_hint=True, stops_on_request=True,
+                                deterministic=True)
 
     def available(self) -> bool:
         try:
@@ -47,41 +47,18 @@ class CpSatBackend:
             return False
         return True
 
-    @property
-    def stopped(self) -> bool:
-        """Whether a stop was asked for."""
-        return self._stopped
-
-    def stop(self) -> None:
-        """Ask a running solve to stop and return its incumbent (thread/signal safe).
-
-        A stop that comes while the model is still being built makes the next search return
-        at once. CpSolver drops a stop that comes just before its search has begun, so the stop
-        is repeated until the running solve returns.
-        """
-        with self._lock:
-            self._stopped = True
-            solver = self._solver
-        if solver is not None:
-            solver.stop_search()
-            threading.Thread(target=self._restop, args=(solver,), daemon=True).start()
-
-    def _restop(self, solver) -> None:
-        while True:
-            with self._lock:
-                if self._solver is not solver:
-                    return
-            solver.stop_search()
-            time.sleep(0.05)
-
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
+              progress: ProgressCallback | None = None, *,
+              stop: Stop | None = None) -> BackendResult:
         from ortools.sat.python import cp_model
 
+        stop = stop if stop is not None else params.stop()
         began = time.perf_counter()
         cp = cp_model.CpModel()
         x = [cp.new_bool_var(f"x{i}") for i in range(model.num_vars)]
-        for row in model.rows:
+        for k, row in enumerate(model.rows):
+            if k % 2048 == 0 and stop.stopped:
+                return _not_started(stop)
             _add_row(cp, x, row)
         objective = model.objective
         scale = integer_scale(objective, max_power=6, limit=2.0**52)
@@ -96,8 +73,9 @@ class CpSatBackend:
 
         solver = cp_model.CpSolver()
         p = solver.parameters
-        if params.time_limit is not None:
-            p.max_time_in_seconds = max(0.01, params.time_limit - (time.perf_counter() - began))
+        limit = stop.budget()
+        if limit is not None:
+            p.max_time_in_seconds = limit
         p.num_workers = max(1, params.workers)
         p.random_seed = params.seed
         p.relative_gap_limit = params.gap_tolerance
@@ -112,24 +90,19 @@ class CpSatBackend:
         # those optima are proven 5-20x faster and the medium tier's gap drops from 7% to <1%.
         p.presolve_inclusion_work_limit = 0
         p.linearization_level = 2
-        for key, value in params.extra.get("cpsat", {}).items():
-            setattr(p, key, value)  # expert override, e.g. {"cp_model_presolve": True}
+        if params.linearization_level is not None:
+            p.linearization_level = params.linearization_level
+        if params.max_deterministic_time is not None:
+            p.max_deterministic_time = params.max_deterministic_time
         # CP-SAT would otherwise take over SIGINT for the solve and leave it at SIG_DFL after
-        # (a later Ctrl-C then kills Python outright); callers stop a solve with ``stop()``.
+        # (a later Ctrl-C then kills Python outright); the stop ends a solve instead.
         p.catch_sigint_signal = False
 
         callback = _Reporter(factor, began, progress) if progress else None
-        with self._lock:
-            if self._stopped:  # stopped while the model was being built
-                self._stopped = False
-                return BackendResult("unknown", stats={"stopped": "before the search began"})
-            self._solver = solver
-        try:
+        if stop.stopped:  # stopped while the model was being built
+            return _not_started(stop)
+        with _watching(solver, stop):
             status = solver.solve(cp, callback)
-        finally:
-            with self._lock:
-                self._solver = None
-                self._stopped = False
 
         names = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible",
                  cp_model.INFEASIBLE: "infeasible"}
@@ -144,6 +117,34 @@ class CpSatBackend:
             stats={"branches": solver.num_branches, "conflicts": solver.num_conflicts,
                    "wall_time": solver.wall_time, "status_name": solver.status_name(status)},
         )
+
+
+def _not_started(stop: Stop) -> BackendResult:
+    return BackendResult("unknown", stats={"stopped": f"{stop.why()} before the search began"})
+
+
+@contextlib.contextmanager
+def _watching(solver, stop: Stop) -> Iterator[None]:
+    """While ``solver`` runs, a watcher thread calls ``stop_search`` once ``stop`` is stopped,
+    and again every 50 ms until the solve returns (CpSolver drops a stop that comes just before
+    its search has begun)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if stop.stopped:
+                solver.stop_search()
+                done.wait(0.05)
+            else:
+                stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch, name="gpualloc-cpsat-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(1.0)
 
 
 def _add_row(cp, x, row: Row) -> None:

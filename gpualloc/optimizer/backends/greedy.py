@@ -4,14 +4,26 @@ It works on the neutral model's rows, so it respects every rule the exact backen
 placement is taken only if every row it appears in stays satisfied. Mandatory jobs go first,
 then placements by objective per GPU-period (best first); jobs whose predecessors are not yet
 placed are retried in later passes. It proves nothing: its bound is None.
+
+It runs on the model's shared sparse matrix (``model.matrix()``): each pass first screens
+every remaining placement at once with numpy (a placement that does not fit now cannot fit
+later in the pass, as rows only fill up within a pass, negative precedence terms aside, which
+the next pass sees), then walks the survivors in order and checks each exactly against the
+current row activities. The screen is repeated within a pass once many checks have failed.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from ..model.formulation import LinearModel
-from .base import BackendResult, ProgressCallback, SolveParams
+from ..model.matrix import concat_ranges
+from ..stop import Stop
+from .base import BackendResult, Capabilities, ProgressCallback, SolveParams
+
+RESCREEN_AFTER = 20_000  # failed exact checks in a pass before the survivors are screened again
 
 
 def density(model: LinearModel, i: int) -> float:
@@ -20,59 +32,116 @@ def density(model: LinearModel, i: int) -> float:
     return model.objective[i] / max(1.0, p.gpus * p.periods)
 
 
-def greedy_values(model: LinearModel, deadline: float | None = None,
-                  order: list[int] | None = None) -> list[float]:
+def densities(model: LinearModel) -> np.ndarray:
+    """``density`` of every placement, vectorised."""
+    size = np.fromiter((p.gpus * p.periods for p in model.placements), np.float64,
+                       model.num_vars)
+    return np.asarray(model.objective, dtype=np.float64) / np.maximum(1.0, size)
+
+
+def _jobs(model: LinearModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per variable its job's number, and per job number whether the job is forced."""
+    job_of = np.zeros(model.num_vars, np.int64)
+    for k, idx in enumerate(model.by_job.values()):
+        job_of[idx] = k
+    forced = model.forced_jobs()
+    return job_of, np.array([j in forced for j in model.by_job], dtype=bool)
+
+
+def greedy_values(model: LinearModel, order: list[int] | None = None,
+                  stop: Stop | None = None) -> list[float]:
     """A 0/1 vector satisfying every ``<=`` row (``==`` rows of mandatory jobs if it can).
 
     ``order`` replaces the value-density order of the placements (mandatory jobs still first).
+    ``stop`` ends it early with the placements taken so far (still satisfying every ``<=``).
     """
     n = model.num_vars
-    touches: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    for r, row in enumerate(model.rows):
-        for v, c in zip(row.vars, row.coefs, strict=True):
-            touches[v].append((r, c))
-    lhs = [0.0] * len(model.rows)
-    limit = [row.rhs + 1e-9 * max(1.0, abs(row.rhs)) for row in model.rows]
-    values = [0.0] * n
-    placed: set[str] = set()
-    mandatory = model.forced_jobs()
-
+    values = np.zeros(n)
+    if n == 0:
+        return []
+    mat = model.matrix()
+    job_of, forced = _jobs(model)
+    mandatory = forced[job_of]
+    cost = mat.cost
     if order is None:
-        order = sorted(range(n), key=lambda i: (model.placements[i].job not in mandatory,
-                                                -density(model, i), model.placements[i].start, i))
+        first = np.fromiter((p.start for p in model.placements), np.int64, n)
+        ranked = np.lexsort((np.arange(n), first, -densities(model), ~mandatory))
     else:
-        order = sorted(order, key=lambda i: model.placements[i].job not in mandatory)
+        ranked = np.asarray(order, dtype=np.int64)
+        ranked = ranked[np.argsort(~mandatory[ranked], kind="stable")]
+    ranked = ranked[(cost[ranked] > 0) | mandatory[ranked]]
+    lhs = np.zeros(mat.m)
+    limit = mat.rhs + 1e-9 * np.maximum(1.0, np.abs(mat.rhs))
+    placed = np.zeros(len(forced), dtype=bool)
+    entry_col = np.repeat(np.arange(n), np.diff(mat.col_ptr))
+    ptr = mat.col_ptr.tolist()
     changed = True
     while changed:
         changed = False
-        for i in order:
-            if deadline is not None and time.perf_counter() > deadline:
-                return values
-            job = model.placements[i].job
-            if job in placed or (model.objective[i] <= 0 and job not in mandatory):
+        todo = _screen(ranked[~placed[job_of[ranked]]], mat, lhs, limit, entry_col)
+        lhs_l, limit_l = lhs.tolist(), limit.tolist()
+        taken = placed.tolist()
+        jobs = job_of[todo].tolist()
+        candidates = todo.tolist()
+        failed = 0
+        k = 0
+        while k < len(candidates):
+            if k % 512 == 0 and stop is not None and stop.stopped:
+                return values.tolist()
+            i, job = candidates[k], jobs[k]
+            k += 1
+            if taken[job]:
                 continue
-            if all(lhs[r] + c <= limit[r] for r, c in touches[i]):
-                for r, c in touches[i]:
-                    lhs[r] += c
+            a, b = ptr[i], ptr[i + 1]
+            rows, coefs = mat.col_rows[a:b].tolist(), mat.col_vals[a:b].tolist()
+            if all(lhs_l[r] + c <= limit_l[r] for r, c in zip(rows, coefs, strict=True)):
+                for r, c in zip(rows, coefs, strict=True):
+                    lhs_l[r] += c
                 values[i] = 1.0
-                placed.add(job)
+                taken[job] = True
                 changed = True
-    return values
+            else:
+                failed += 1
+                if failed >= RESCREEN_AFTER:  # many misses: screen the rest at once again
+                    failed = 0
+                    lhs[:] = lhs_l
+                    rest = np.asarray(candidates[k:], dtype=np.int64)
+                    rest = rest[~np.asarray(taken)[job_of[rest]]]
+                    rest = _screen(rest, mat, lhs, limit, entry_col)
+                    candidates, jobs, k = rest.tolist(), job_of[rest].tolist(), 0
+        lhs[:] = lhs_l
+        placed[:] = taken
+    return values.tolist()
+
+
+def _screen(cands: np.ndarray, mat, lhs: np.ndarray, limit: np.ndarray,
+            entry_col: np.ndarray) -> np.ndarray:
+    """The candidates (in their order) whose every row still has room for them."""
+    if len(cands) == 0:
+        return cands
+    take = concat_ranges(mat.col_ptr, np.unique(cands))
+    r = mat.col_rows[take]
+    over = lhs[r] + mat.col_vals[take] > limit[r]
+    bad = np.zeros(mat.n, dtype=bool)
+    bad[entry_col[take[over]]] = True
+    return cands[~bad[cands]]
 
 
 class GreedyBackend:
     """Value-density greedy heuristic (fast, rule-complete, no proof)."""
 
     name = "greedy"
+    capabilities = Capabilities(proves_bound=False, takes_hint=False, stops_on_request=True,
+                                deterministic=True)
 
     def available(self) -> bool:
         return True
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
+              progress: ProgressCallback | None = None, *,
+              stop: Stop | None = None) -> BackendResult:
         began = time.perf_counter()
-        deadline = None if params.time_limit is None else began + params.time_limit
-        values = greedy_values(model, deadline)
+        values = greedy_values(model, stop=stop if stop is not None else params.stop())
         if model.check(values):
             return BackendResult("unknown", None, None, {"greedy": "no feasible plan found"})
         return BackendResult("feasible", values, None,

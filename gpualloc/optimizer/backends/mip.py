@@ -4,15 +4,15 @@ PuLP calls a time-limited MIP "Optimal"; these adapters read the solver's own st
 bound instead: CBC's closing report (``Result -``, ``Objective value``, ``Lower bound`` of -f) and
 HiGHS's ``mip_dual_bound``.
 
-``stop()`` (thread and signal safe) ends a running search early with its incumbent: HiGHS
-through ``cancelSolve`` (a user interrupt it checks during the search), CBC by sending its
-process SIGINT, on which CBC stops at its next check and writes its best solution (on POSIX;
-elsewhere the process is terminated). A stop that comes while the model is still being built
-ends the next search at once. CBC checks rarely during the root LP of a large model (tens of
-seconds on the large tier): if it has not stopped ``STOP_GRACE`` s after a stop, or shortly
-after its time limit, it is killed and the caller keeps the warm start (no bound). HiGHS cannot
-be killed; it does not check its time limit or interrupts inside some presolve steps, which on
-the large tier can take tens of seconds.
+A ``Stop`` (thread and signal safe) ends a running search early with its incumbent: HiGHS
+through its interrupt callbacks (simplex, IPM and MIP), which check the stop, CBC by sending
+its process SIGINT, on which CBC stops at its next check and writes its best solution (on
+POSIX; elsewhere the process is terminated). Both also get the stop's remaining time as their
+time limit. CBC checks rarely during the root LP of a large model (tens of seconds on the large
+tier): if it has not stopped ``STOP_GRACE`` s after a stop, or shortly after its time limit,
+it is killed and the caller keeps the warm start (no bound). HiGHS cannot be killed; it does
+not check its time limit or interrupts inside some presolve steps, which on the large tier can
+take tens of seconds.
 """
 
 from __future__ import annotations
@@ -31,36 +31,11 @@ import time
 from typing import Any
 
 from ..model.formulation import LinearModel
-from .base import BackendResult, ProgressCallback, SolveParams
+from ..model.pulp import to_pulp
+from ..stop import Stop, StopRequested
+from .base import BackendResult, Capabilities, ProgressCallback, SolveParams
 
 log = logging.getLogger(__name__)
-
-
-def _build(model: LinearModel, start: list[float] | None, minimize: bool = False):
-    """(LpProblem, [LpVariable]) maximising the objective, or minimising its negation."""
-    import pulp
-
-    sign = -1.0 if minimize else 1.0
-    prob = pulp.LpProblem("gpualloc", pulp.LpMinimize if minimize else pulp.LpMaximize)
-    x = [prob.add_variable(f"x{i}", cat=pulp.LpBinary) for i in range(model.num_vars)]
-    prob.setObjective(pulp.LpAffineExpression(
-        [(x[i], sign * c) for i, c in enumerate(model.objective) if c != 0.0]))
-    senses = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
-    for k, row in enumerate(model.rows):
-        expr = pulp.LpAffineExpression(
-            [(x[i], c) for i, c in zip(row.vars, row.coefs, strict=True)])
-        prob.addConstraint(pulp.LpConstraint(expr, senses[row.sense], f"r{k}", row.rhs))
-    if start is not None:
-        for var, v in zip(x, start, strict=True):
-            var.setInitialValue(1.0 if v > 0.5 else 0.0)
-    return prob, x
-
-
-def _values(x: list) -> list[float] | None:
-    vals = [v.varValue for v in x]
-    if any(v is None for v in vals):
-        return None
-    return [1.0 if v > 0.5 else 0.0 for v in vals]
 
 
 _spawned = threading.local()  # per thread: who wants to know about the CBC process
@@ -88,54 +63,15 @@ def _watch_cbc_processes() -> None:
         coin_api.subprocess = _Subprocess()
 
 
-STOP_GRACE = 2.0  # seconds CBC gets to act on a stop (SIGINT) before it is killed
+STOP_GRACE = 1.0  # seconds CBC gets to act on a stop request (SIGINT) before it is killed
 
 
 class CbcBackend:
     """COIN-OR CBC through PuLP's bundled binary."""
 
     name = "cbc"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
-        self._stopped = False
-        self._deadline: tuple[float, float] | None = None  # (SIGINT at, SIGKILL at)
-        self._killed = ""
-
-    def stop(self) -> None:
-        """Ask a running solve to stop and return its incumbent (thread/signal safe)."""
-        with self._lock:
-            self._stopped = True  # the watchdog of the CBC process acts on it
-
-    def _spawned(self, proc: subprocess.Popen) -> None:
-        with self._lock:
-            self._proc = proc
-            deadline = self._deadline
-        threading.Thread(target=self._watch, args=(proc, deadline), daemon=True).start()
-
-    def _watch(self, proc: subprocess.Popen, deadline: tuple[float, float] | None) -> None:
-        """CBC checks its time limit and SIGINT only now and then: during the root LP of a
-        large model not for tens of seconds. On a stop, or past the time limit, CBC gets SIGINT
-        (it stops at its next check, with its best solution); if it is still running
-        ``STOP_GRACE`` s after a stop, or at the end of the grace after the time limit, it is
-        killed and the caller keeps the warm start."""
-        kill_at = None
-        while proc.poll() is None:
-            now = time.perf_counter()
-            with self._lock:
-                stopped = self._stopped
-            if kill_at is None and (stopped or (deadline is not None and now >= deadline[0])):
-                _interrupt(proc)
-                kill_at = now + STOP_GRACE if stopped or deadline is None else max(
-                    deadline[1], now + 0.5)
-            elif kill_at is not None and now >= kill_at:
-                with self._lock:
-                    self._killed = "stopped" if stopped else "past its time limit"
-                with contextlib.suppress(OSError):
-                    proc.kill()
-                return
-            time.sleep(0.05)
+    capabilities = Capabilities(proves_bound=True, takes_hint=True, stops_on_request=True,
+                                deterministic=True)
 
     def available(self) -> bool:
         try:
@@ -144,58 +80,71 @@ class CbcBackend:
             return False
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
+              progress: ProgressCallback | None = None, *,
+              stop: Stop | None = None) -> BackendResult:
         from pulp import PulpSolverError
 
-        began = time.perf_counter()
+        stop = stop if stop is not None else params.stop()
         # CBC 2.10 with "-max" mishandles a MIP start's cutoff and can stop on the start,
         # calling it optimal: hand it the equivalent minimisation of -f instead.
-        prob, x = _build(model, start, minimize=True)
+        try:
+            form = to_pulp(model, start=start, minimize=True, stop=stop)
+        except StopRequested as e:
+            return BackendResult("unknown", stats={"stopped": str(e)})
         # PuLP's files (MPS, warm start, solution) and CBC's log, all removed afterwards, also
         # when CBC fails (PuLP leaves its files behind then)
         folder = tempfile.TemporaryDirectory(prefix="gpualloc-cbc-")
         log_path = os.path.join(folder.name, "cbc.log")
         _watch_cbc_processes()
-        _spawned.hook = self._spawned
-        with self._lock:
-            self._killed = ""
-            self._deadline = None if params.time_limit is None else (
-                began + params.time_limit,
-                began + params.time_limit + max(0.5, 0.05 * params.time_limit))
+        killed: list[str] = []
+        _spawned.hook = lambda proc: threading.Thread(
+            target=_watch, args=(proc, stop, killed), daemon=True).start()
         try:
-            remaining = None
-            if params.time_limit is not None:
-                remaining = max(1, math.floor(params.time_limit - (time.perf_counter() - began)))
             solver = _cbc_command(
-                deadline=None if params.time_limit is None else began + params.time_limit,
-                msg=False, timeLimit=remaining, gapRel=params.gap_tolerance,
-                threads=max(1, params.workers), warmStart=start is not None, logPath=log_path,
+                stop=stop, msg=False, timeLimit=stop.budget(floor=1.0),
+                gapRel=params.gap_tolerance, threads=max(1, params.workers),
+                warmStart=start is not None, logPath=log_path,
                 options=[f"randomSeed {params.seed + 1}", f"randomCbcSeed {params.seed + 1}"])
             solver.tmpDir = folder.name
-            with self._lock:
-                if self._stopped:  # stopped while the model was being built
-                    self._stopped = False
-                    return BackendResult("unknown", stats={"stopped": "before the search began"})
+            if stop.stopped:  # stopped while the model was being built
+                return BackendResult("unknown", stats={
+                    "stopped": f"{stop.why()} before the search began"})
             try:
-                prob.solve(solver)
+                form.prob.solve(solver)
             except PulpSolverError as e:
                 # CBC itself failed: e.g. it crashes (SIGSEGV) now and then when its time limit
                 # ends the search at the root node with a warm start given (-mips), or it was
                 # killed (see ``_watch``). The caller falls back to the warm start; no
                 # traceback, no bound.
-                with self._lock:
-                    why = f"CBC killed: {self._killed}" if self._killed else f"CBC failed: {e}"
+                why = f"CBC killed: {killed[0]}" if killed else f"CBC failed: {e}"
                 return BackendResult("unknown", stats={"cbc_result": why})
             with open(log_path, encoding="utf-8", errors="replace") as fh:
                 log = fh.read()
         finally:
             _spawned.hook = None
-            with self._lock:
-                self._proc = None
-                self._stopped = False
-                self._deadline = None
             folder.cleanup()
-        return _read_cbc(log, _values(x), prob.status, prob.sol_status, params.gap_tolerance)
+        return _read_cbc(log, form.values(), form.prob.status, form.prob.sol_status,
+                         params.gap_tolerance)
+
+
+def _watch(proc: subprocess.Popen, stop: Stop, killed: list[str]) -> None:
+    """CBC checks its time limit and SIGINT only now and then: during the root LP of a large
+    model not for tens of seconds. Once ``stop`` is stopped (a request, or past the time
+    limit) CBC gets SIGINT (it stops at its next check, with its best solution); if it is still
+    running ``STOP_GRACE`` s after a request, or 0.5 s after the time limit, it is killed and
+    the caller keeps the warm start."""
+    kill_at = None
+    while proc.poll() is None:
+        now = time.monotonic()
+        if kill_at is None and stop.stopped:
+            _interrupt(proc)
+            kill_at = now + (STOP_GRACE if stop.interrupted else 0.5)
+        elif kill_at is not None and now >= kill_at:
+            killed.append("stopped" if stop.interrupted else "past its time limit")
+            with contextlib.suppress(OSError):
+                proc.kill()
+            return
+        time.sleep(0.05)
 
 
 def _interrupt(proc: subprocess.Popen) -> None:
@@ -214,8 +163,8 @@ def _interrupt(proc: subprocess.Popen) -> None:
 def _cbc_command(**kwargs: Any):  # -> pulp.COIN_CMD
     """COIN_CMD on the CBC binary bundled with PuLP 3.x, else on a ``cbc`` found on PATH.
 
-    With ``deadline`` (a ``time.perf_counter()`` instant), CBC's time limit is what is left
-    of it when CBC starts: writing the MPS file of a large model takes a while.
+    With ``stop``, CBC's time limit is what is left of it when CBC starts: writing the MPS
+    file of a large model takes a while.
     """
     from pulp.apis import coin_api
 
@@ -231,15 +180,16 @@ def _cbc_class() -> type:
     import pulp
 
     class _CbcCommand(pulp.COIN_CMD):
-        def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
-            self._deadline = deadline
+        def __init__(self, *args: Any, stop: Stop | None = None, **kwargs: Any) -> None:
+            self._stop = stop
             super().__init__(*args, **kwargs)
 
         @property
         def timeLimit(self) -> float | None:  # PuLP's name
-            if self._limit is None or self._deadline is None:
+            if self._limit is None or self._stop is None:
                 return self._limit
-            return round(max(0.1, self._deadline - time.perf_counter()), 2)
+            left = self._stop.budget(floor=0.1)
+            return None if left is None else round(left, 2)
 
         @timeLimit.setter
         def timeLimit(self, value: float | None) -> None:
@@ -353,22 +303,25 @@ def pulp_highs(threads: int = 1, **kwargs: Any):  # -> pulp.HiGHS
     return _Highs(threads=threads, **kwargs)
 
 
+def stop_highs_on(h: Any, stop: Stop) -> None:
+    """Make ``stop`` end the runs of the highspy ``Highs`` ``h``: its simplex, IPM and MIP
+    interrupt callbacks (``cbSimplexInterrupt``, ``cbIpmInterrupt``, ``cbMipInterrupt``) ask
+    for the interrupt once the stop is stopped. (The time limit is set separately.)"""
+
+    def check(event: Any) -> None:
+        if stop.stopped:
+            event.interrupt()
+
+    for hook in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt):
+        hook.subscribe(check)
+
+
 class HighsBackend:
     """HiGHS through PuLP's highspy interface (warm start via ``setSolution``)."""
 
     name = "highs"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._highs = None  # the highspy.Highs running the search
-        self._stopped = False
-
-    def stop(self) -> None:
-        """Ask a running solve to stop and return its incumbent (thread/signal safe)."""
-        with self._lock:
-            self._stopped = True
-            if self._highs is not None:
-                self._highs.cancelSolve()
+    capabilities = Capabilities(proves_bound=True, takes_hint=True, stops_on_request=True,
+                                deterministic=True)
 
     def available(self) -> bool:
         try:
@@ -379,22 +332,26 @@ class HighsBackend:
         return bool(pulp.HiGHS(msg=False).available())
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
+              progress: ProgressCallback | None = None, *,
+              stop: Stop | None = None) -> BackendResult:
         import highspy
         import pulp
 
-        began = time.perf_counter()
-        deadline = None if params.time_limit is None else began + params.time_limit
+        stop = stop if stop is not None else params.stop()
         _swallow_highs_banner()
-        prob, x = _build(model, start)
-        backend = self
+        try:
+            form = to_pulp(model, start=start, stop=stop)
+        except StopRequested as e:
+            return BackendResult("unknown", stats={"stopped": str(e)})
+        prob, x = form.prob, form.x
 
         class _Highs(pulp.HiGHS):
             def callSolver(self, lp):  # PuLP's hook
                 h = lp.solverModel
-                if deadline is not None:  # PuLP has just spent time loading the model
-                    h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
-                h.HandleUserInterrupt = True  # cancelSolve() then ends the search
+                limit = stop.budget()  # PuLP has just spent time loading the model
+                if limit is not None:
+                    h.setOptionValue("time_limit", limit)
+                stop_highs_on(h, stop)
                 if start is not None:
                     sol = highspy.HighsSolution()
                     order = {v.name: v.index for v in lp.variables()}
@@ -404,28 +361,15 @@ class HighsBackend:
                     sol.col_value = col
                     sol.value_valid = True
                     lp.solverModel.setSolution(sol)
-                with backend._lock:
-                    backend._highs = h
-                    if backend._stopped:
-                        h.cancelSolve()
-                try:
-                    with highs_threads(h, max(1, params.workers)):
-                        h.run()
-                finally:
-                    with backend._lock:
-                        backend._highs = None
-                        backend._stopped = False
+                with highs_threads(h, max(1, params.workers)):
+                    h.run()
 
-        remaining = None
-        if params.time_limit is not None:
-            remaining = max(0.01, params.time_limit - (time.perf_counter() - began))
-        solver = _Highs(msg=params.log, timeLimit=remaining, gapRel=params.gap_tolerance,
-                        threads=max(1, params.workers), random_seed=params.seed,
-                        mip_feasibility_tolerance=1e-7)
-        with self._lock:
-            if self._stopped:  # stopped while the model was being built
-                self._stopped = False
-                return BackendResult("unknown", stats={"stopped": "before the search began"})
+        solver = _Highs(msg=params.log, timeLimit=stop.budget(),
+                        gapRel=params.gap_tolerance, threads=max(1, params.workers),
+                        random_seed=params.seed, mip_feasibility_tolerance=1e-7)
+        if stop.stopped:  # stopped while the model was being built
+            return BackendResult("unknown", stats={
+                "stopped": f"{stop.why()} before the search began"})
         prob.solve(solver)
         h = prob.solverModel
         info = h.getInfo()
@@ -443,7 +387,7 @@ class HighsBackend:
         # PuLP hands HiGHS the negated objective: the dual bound of -f bounds f from above.
         bound = -dual if dual is not None and math.isfinite(dual) else None
         has_solution = info.primal_solution_status == 2
-        values = _values(x) if has_solution else None
+        values = form.values() if has_solution else None
         if status == ms.kInfeasible:
             return BackendResult("infeasible", None, None, stats)
         if status == ms.kOptimal and values is not None:

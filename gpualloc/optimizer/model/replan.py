@@ -27,6 +27,7 @@ from typing import Any
 
 from ...models import Assignment, Instance, Plan, SolveStatus, compute_gap
 from .formulation import LinearModel, Row
+from .matrix import Matrix
 
 Key = tuple[str, str, str, int, int, int]
 
@@ -188,7 +189,7 @@ def finish(ctx: Replan, instance: Instance, model: LinearModel, plan: Plan) -> P
 def _changes(ctx: Replan, instance: Instance, model: LinearModel, plan: Plan,
              values: list[float]) -> list[dict[str, Any]]:
     frozen = set(ctx.frozen)
-    touches = _touches(model)
+    touches = model.matrix()  # the shared variable-to-row map
     index = {(p.job, p.cluster, p.accelerator, p.gpus, p.start, p.periods): i
              for i, p in enumerate(model.placements)}
     out = []
@@ -222,16 +223,8 @@ def _changes(ctx: Replan, instance: Instance, model: LinearModel, plan: Plan,
     return out
 
 
-def _touches(model: LinearModel) -> list[list[int]]:
-    touches: list[list[int]] = [[] for _ in range(model.num_vars)]
-    for r, row in enumerate(model.rows):
-        for v in row.vars:
-            touches[v].append(r)
-    return touches
-
-
 def _why_changed(ctx: Replan, model: LinearModel, values: list[float],
-                 touches: list[list[int]], index: dict[Key, int], before: Assignment,
+                 touches: Matrix, index: dict[Key, int], before: Assignment,
                  after: Assignment | None) -> str:
     """Which rows the previous placement would break in the new plan, if any."""
     i = index[_key(before)]
@@ -242,7 +235,7 @@ def _why_changed(ctx: Replan, model: LinearModel, values: list[float],
             trial[j] = 0.0
     trial[i] = 1.0
     broken = []
-    for r in touches[i]:
+    for r in touches.column(i)[0].tolist():
         row = model.rows[r]
         lhs = sum(c * trial[v] for v, c in zip(row.vars, row.coefs, strict=True))
         tol = 1e-6 * max(1.0, abs(row.rhs))

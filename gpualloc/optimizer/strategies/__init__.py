@@ -1,2 +1,85 @@
 """Ways of attacking a model: exact (one backend), portfolio, LNS, LP by column generation and
-the Lagrangian bound."""
+the Lagrangian bound.
+
+A strategy is not a backend: ``solve`` chooses one (``choose_strategy``) and runs it. Each takes
+``(model, params, stop, start, progress, engine=...)`` and returns a ``BackendResult`` like a
+backend does; ``label`` is the plan's ``backend`` field (None: the engine's name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..backends.base import Backend, BackendResult, ProgressCallback, SolveParams
+from ..model.formulation import LinearModel
+from ..stop import Stop
+
+Run = Callable[..., BackendResult]
+STRATEGIES = ("auto", "exact", "lns", "portfolio")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named way of solving: ``run(model, params, stop, start, progress, engine=...)``."""
+
+    name: str
+    label: str | None
+    run: Run
+
+
+def exact(model: LinearModel, params: SolveParams, stop: Stop, start: list[float] | None,
+          progress: ProgressCallback | None, *, engine: Backend) -> BackendResult:
+    """The whole model on ``engine``."""
+    return engine.solve(model, params, start, progress, stop=stop)
+
+
+def _lns(model: LinearModel, params: SolveParams, stop: Stop, start: list[float] | None,
+         progress: ProgressCallback | None, *, engine: Backend) -> BackendResult:
+    from .lns import lns_solve
+
+    return lns_solve(model, params, stop, start, progress)
+
+
+def _portfolio(model: LinearModel, params: SolveParams, stop: Stop, start: list[float] | None,
+               progress: ProgressCallback | None, *, engine: Backend) -> BackendResult:
+    from .portfolio import portfolio_solve
+
+    return portfolio_solve(model, params, stop, start, progress)
+
+
+_STRATEGIES = {"exact": Strategy("exact", None, exact),
+               "lns": Strategy("lns", "lns", _lns),
+               "portfolio": Strategy("portfolio", "cpsat+highs", _portfolio)}
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy called ``name`` (not ``auto``: see ``choose_strategy``)."""
+    if name not in _STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(_STRATEGIES)}")
+    return _STRATEGIES[name]
+
+
+def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
+                    workers: int = 1) -> str:
+    """The strategy ``solve`` runs: ``strategy`` itself unless it is ``"auto"``, which for
+    ``cpsat`` picks LNS above ``lns.LNS_THRESHOLD`` variables, the CP-SAT + HiGHS portfolio
+    from ``portfolio.PORTFOLIO_MIN_VARS`` variables when there are two workers or more (one
+    worker stays deterministic), and the exact backend otherwise."""
+    from .lns import LNS_THRESHOLD
+    from .portfolio import PORTFOLIO_MIN_VARS, portfolio_available
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if strategy != "auto":
+        return strategy
+    if backend != "cpsat":
+        return "exact"
+    if model.num_vars > LNS_THRESHOLD:
+        return "lns"
+    if workers >= 2 and model.num_vars >= PORTFOLIO_MIN_VARS and portfolio_available():
+        return "portfolio"
+    return "exact"
+
+
+__all__ = ["STRATEGIES", "Strategy", "choose_strategy", "exact", "get_strategy"]

@@ -31,13 +31,14 @@ the greedy plan is worth 23,360 (plain greedy 22,141); ordering by reduced cost 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
 
 from ..model.formulation import LinearModel
+from ..model.matrix import concat_ranges
+from ..stop import Stop
 
 MU, MIN_MU = 2.0, 1e-6  # Polyak step factor: start, and the floor that ends the search
 PATIENCE, MAX_PATIENCE = 5, 40  # halve mu after this many non-improving steps (grows by 5)
@@ -64,20 +65,22 @@ class _Relaxation:
     """The relaxed rows as scaled coordinate arrays, and the per-job subproblem."""
 
     def __init__(self, model: LinearModel) -> None:
+        mat = model.matrix()
         self.n = model.num_vars
-        self.c = np.asarray(model.objective, dtype=float)
-        job_of = {i: job for job, idx in model.by_job.items() for i in idx}
+        self.c = mat.cost
+        job_of = np.full(self.n, -1, np.int64)
+        jobs_list = list(model.by_job.items())
+        for k, (_, idx) in enumerate(jobs_list):
+            job_of[idx] = k
+        sizes = [len(idx) for _, idx in jobs_list]
         self.infeasible = bool(model.infeasible)
         forced: set[str] = set()
         relaxed = []
         for k, row in enumerate(model.rows):
-            job = job_of.get(row.vars[0]) if row.vars else None
-            if (row.kind == "assign" and job is not None and row.rhs == 1.0
-                    and row.sense in ("<=", "==") and all(c == 1.0 for c in row.coefs)
-                    and len(set(row.vars)) == len(model.by_job[job]) == len(row.vars)
-                    and all(job_of.get(i) == job for i in row.vars)):
+            if row.kind == "assign" and row.vars and row.rhs == 1.0 \
+                    and row.sense in ("<=", "==") and _kept(row, job_of, sizes):
                 if row.sense == "==":
-                    forced.add(job)
+                    forced.add(jobs_list[job_of[row.vars[0]]][0])
                 continue  # kept in the subproblem
             if not any(row.coefs):  # a constant row: 0 (sense) rhs
                 self.infeasible |= not {"<=": row.rhs >= 0.0, ">=": row.rhs <= 0.0,
@@ -85,31 +88,29 @@ class _Relaxation:
                 continue
             relaxed.append(k)
         forced |= model.forced_jobs()  # "exactly one" holds for these, whatever their rows
-        rows = [model.rows[k] for k in relaxed]
         self.index = np.array(relaxed, dtype=np.int64)
-        self.m = len(rows)
-        counts = np.array([len(r.vars) for r in rows], dtype=np.int64)
+        self.m = len(relaxed)
+        counts = mat.row_ptr[self.index + 1] - mat.row_ptr[self.index]
+        take = concat_ranges(mat.row_ptr, self.index)
         self.rows = np.repeat(np.arange(self.m), counts)
-        self.cols = np.fromiter(chain.from_iterable(r.vars for r in rows), dtype=np.int64,
-                                count=int(counts.sum()))
-        coefs = np.fromiter(chain.from_iterable(r.coefs for r in rows), dtype=float,
-                            count=int(counts.sum()))
+        self.cols = mat.cols[take]
+        coefs = mat.vals[take]
         # row scale 1 / mean |coef|: binding rows then get multipliers of the objective's order
         self.scale = counts / np.bincount(self.rows, weights=np.abs(coefs), minlength=self.m)
         self.vals = coefs * self.scale[self.rows]
-        self.b = np.array([r.rhs for r in rows], dtype=float) * self.scale
-        self.sense = np.array([_SENSE[r.sense] for r in rows], dtype=np.int8)
+        self.b = mat.rhs[self.index] * self.scale
+        self.sense = mat.sense[self.index]
         self.row_ptr = np.concatenate(([0], np.cumsum(counts)))
         by_col = np.argsort(self.cols, kind="stable")  # column-major copy for A x
         self.col_rows, self.col_vals = self.rows[by_col], self.vals[by_col]
         self.col_ptr = np.concatenate(([0], np.cumsum(np.bincount(self.cols, minlength=self.n))))
-        jobs = [(job, idx) for job, idx in model.by_job.items() if idx]
-        jobs += [(None, [i]) for i in range(self.n) if i not in job_of]  # on their own
-        sizes = np.array([len(idx) for _, idx in jobs], dtype=np.int64)
+        jobs = [(job, idx) for job, idx in jobs_list if idx]
+        jobs += [(None, [i]) for i in np.flatnonzero(job_of < 0).tolist()]  # on their own
+        sizes_arr = np.array([len(idx) for _, idx in jobs], dtype=np.int64)
         self.order = np.fromiter(chain.from_iterable(idx for _, idx in jobs), dtype=np.int64,
-                                 count=int(sizes.sum()))
-        self.starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        self.seg = np.repeat(np.arange(len(jobs)), sizes)
+                                 count=int(sizes_arr.sum()))
+        self.starts = np.concatenate(([0], np.cumsum(sizes_arr)[:-1]))
+        self.seg = np.repeat(np.arange(len(jobs)), sizes_arr)
         self.forced = np.array([job in forced for job, _ in jobs], dtype=bool)
 
     def project(self, y: np.ndarray) -> np.ndarray:
@@ -140,18 +141,20 @@ class _Relaxation:
         return value, self.b - ax, rc
 
 
-def concat_ranges(ptr: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(ptr[w], ptr[w + 1])`` for ``w`` in ``which``."""
-    lo, size = ptr[which], ptr[which + 1] - ptr[which]
-    ends = np.cumsum(size)
-    return np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(lo - (ends - size), size)
+def _kept(row, job_of: np.ndarray, sizes: list[int]) -> bool:
+    """Whether an assignment row is one job's whole "at most / exactly one" row."""
+    job = int(job_of[row.vars[0]])
+    if job < 0 or len(row.vars) != sizes[job] or any(c != 1.0 for c in row.coefs):
+        return False
+    vs = np.asarray(row.vars)
+    return bool((job_of[vs] == job).all()) and len(np.unique(vs)) == len(vs)
 
 
 def lagrangian_bound(model: LinearModel, time_limit: float | None = 10.0, *,
                      target: float | None = None, max_iterations: int = 2000,
-                     should_stop: Callable[[], bool] | None = None) -> LagrangeResult:
+                     stop: Stop | None = None) -> LagrangeResult:
     """Minimise the Lagrangian dual of ``model`` (see the module doc) within ``time_limit``
-    seconds (wall clock, checked every iteration) and ``max_iterations``.
+    seconds (wall clock, checked every iteration), ``stop`` and ``max_iterations``.
 
     ``target`` is a known objective (e.g. a greedy plan's): steps aim at it and the search
     stops once the bound reaches it. Without it, steps aim ``TARGET_GAP`` below the best
@@ -181,7 +184,7 @@ def lagrangian_bound(model: LinearModel, time_limit: float | None = 10.0, *,
             break  # the bound meets the target (or the steps are spent)
         if deadline is not None and time.perf_counter() >= deadline:
             break
-        if should_stop is not None and should_stop():
+        if stop is not None and stop.stopped:
             break
         # leave out components that point out of the sign cone at its boundary
         g = np.where(((lag.sense == 0) & (y <= 0.0) & (g > 0.0))

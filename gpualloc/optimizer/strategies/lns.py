@@ -31,11 +31,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+
+import numpy as np
 
 from ..backends.base import BackendResult, Progress, ProgressCallback, SolveParams
 from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel, Row
+from ..model.matrix import concat_ranges
+from ..stop import Stop
 from .lagrange import lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 LNS_THRESHOLD = 50_000  # variables from which ``strategy="auto"`` picks LNS for CP-SAT
 SUB_SECONDS = 3.0  # wall-time cap of one sub-solve
 SUB_DETERMINISTIC = 1.5  # CP-SAT deterministic-time cap of one sub-solve
-SUB_CPSAT = {"linearization_level": 1}  # sub-models: find better plans fast, no bound needed
+SUB_LINEARIZATION = 1  # sub-models: find better plans fast, no bound needed
 START_SIZE = 1200  # free variables of the first neighbourhood
 MIN_SIZE, MAX_SIZE = 300, 20_000
 LAGRANGE_SECONDS = 60.0  # wall-time cap of the Lagrangian bound (and 10% of the budget)
@@ -54,68 +57,80 @@ SUPPORT_EPS = 1e-6  # LP values above this are the LP's support
 SUPPORT_SHARE = 0.75  # share of neighbourhoods restricted to the LP's support once it is known
 
 
-def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: ProgressCallback | None = None, *,
-              max_rounds: int | None = None,
-              should_stop: Callable[[], bool] | None = None) -> BackendResult:
-    """Maximise ``model`` by LP bound + CP-SAT large-neighbourhood search (see module doc)."""
+def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
+              start: list[float] | None = None,
+              progress: ProgressCallback | None = None) -> BackendResult:
+    """Maximise ``model`` by LP bound + CP-SAT large-neighbourhood search (see module doc).
+
+    Every phase (greedy, Lagrangian, LP thread, roundings, sub-solves) runs under ``stop``
+    (default: one for ``params.time_limit``); ``params.lns_rounds`` fixes the number of rounds.
+    """
     from ..backends.cpsat import CpSatBackend
 
+    stop = stop if stop is not None else params.stop()
     began = time.perf_counter()
-    deadline = None if params.time_limit is None else began + params.time_limit
-    extra = params.extra.get("lns", {})
-    max_rounds = extra.get("max_rounds", max_rounds)
-    if max_rounds is None and deadline is None:
+    timed = stop.remaining() is not None
+    max_rounds = params.lns_rounds
+    if max_rounds is None and not timed:
         max_rounds = 200  # no time limit: a fixed amount of search
     rng = random.Random(params.seed)
     stats: dict = {"strategy": "lns"}
+    skipped: dict[str, str] = {}
 
     def left() -> float:
-        return float("inf") if deadline is None else deadline - time.perf_counter()
+        remaining = stop.remaining()
+        return float("inf") if remaining is None else remaining
 
     # Internally objective and bounds include the model's objective_offset; the result's bound
     # does not, like every backend's.
     trivial = model.trivial_bound() + model.objective_offset
     bound = trivial
-    deterministic = deadline is None or max_rounds is not None
+    deterministic = not timed or max_rounds is not None
     candidates = []
     if start is not None and not model.check(start):
         candidates.append(("start", start))
     else:
-        candidates.append(("greedy", greedy_values(model)))
+        candidates.append(("greedy", greedy_values(model, stop=stop)))
     first = candidates[0][1]
 
     # The LP (column generation seeded with the start) runs in a thread beside the search
     # (HiGHS releases the GIL while it solves); it may take most of the budget.
     lp_out: list[LpBound] = []
-    lp_limit = None if deadline is None else max(0.5, left() - 1.0)
+    lp_stop = stop.child(seconds=None if not timed else max(0.0, left() - 1.0))
     lp_run = LpRun()
     seed_columns = [1.0 if v > 0.5 else 0.0 for v in first]
     lp_thread = threading.Thread(
-        target=lambda: lp_out.append(lp_run.solve(model, lp_limit, seed_columns)), daemon=True)
+        target=lambda: lp_out.append(lp_run.solve(model, start=seed_columns, stop=lp_stop)),
+        name="gpualloc-lp", daemon=True)
     lp_thread.start()
     if deterministic:
         lp_thread.join()  # deterministic: the search sees the LP from its first round
 
     # Meanwhile a Lagrangian bound (seconds, within a fraction of a percent of the LP's on the
     # large tier) and the greedy plan in the order of its reduced costs.
-    lag = lagrangian_bound(
-        model, None if deterministic else min(LAGRANGE_SECONDS, 0.1 * left()),
-        max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000,
-        should_stop=should_stop)
-    stats.update(lagrangian_bound=lag.bound, lagrangian_iterations=lag.iterations,
-                 lagrangian_seconds=round(lag.seconds, 3))
-    if lag.bound is not None:
-        bound = min(bound, lag.bound + model.objective_offset)
-    if lag.reduced is not None:
-        candidates.append(("priced_greedy",
-                           greedy_values(model, order=priced_order(model, lag.reduced))))
+    if stop.stopped:
+        skipped["lagrangian"] = f"{stop.why()} before it began"
+    else:
+        lag_stop = stop if deterministic else stop.child(
+            seconds=min(LAGRANGE_SECONDS, 0.1 * left()))
+        lag = lagrangian_bound(
+            model, None, stop=lag_stop,
+            max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000)
+        stats.update(lagrangian_bound=lag.bound, lagrangian_iterations=lag.iterations,
+                     lagrangian_seconds=round(lag.seconds, 3))
+        if lag.bound is not None:
+            bound = min(bound, lag.bound + model.objective_offset)
+        if lag.reduced is not None and stop.stopped:
+            skipped["priced greedy"] = f"{stop.why()} before it began"
+        elif lag.reduced is not None:
+            candidates.append(("priced_greedy", greedy_values(
+                model, order=priced_order(model, lag.reduced), stop=stop)))
     scored = [(model.objective_value(v), k, name, v)
               for k, (name, v) in enumerate(candidates) if not model.check(v)]
     for objective, _, name, _ in scored:
         stats[f"{name}_objective"] = objective
     if not scored:
-        lp_run.cancel()
+        lp_stop.request()
         lp_thread.join(timeout=10.0)
         return BackendResult("unknown", None, bound - model.objective_offset,
                              {**stats, "lns": "no feasible start"})
@@ -139,14 +154,19 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
                      lp_iterations=lp.iterations, lp_columns=len(lp.columns or ()))
         if lp.bound is not None:
             bound = min(bound, lp.bound + model.objective_offset)
-        late = deadline is not None and left() < LATE_SHARE * (params.time_limit or 0.0)
+        late = timed and left() < LATE_SHARE * (params.time_limit or 0.0)
         if lp.values is None or final or late:  # no time left to round and re-index
+            if lp.values is not None and not final:
+                skipped["lp roundings"] = "the LP ended in the last tenth of the budget"
             return
         lpv = lp.values
         current = search.values
+        rounding = stop.child(seconds=None if not timed else max(0.0, left() - 0.5))
         for name, order in lp_orders(model, lpv):
-            rounded = greedy_values(model, None if deadline is None else deadline - 0.5,
-                                    order=order)
+            if rounding.stopped:
+                skipped[name] = f"{rounding.why()} before it began"
+                continue
+            rounded = greedy_values(model, order=order, stop=rounding)
             obj = model.objective_value(rounded)
             stats[f"{name}_objective"] = obj
             if not model.check(rounded) and obj > best + 1e-7 * max(1.0, abs(best)):
@@ -163,10 +183,10 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
     while True:
         if max_rounds is not None and rounds >= max_rounds:
             break
-        if left() < 0.5 or _gap(best + model.objective_offset, bound) <= tol:
-            break
-        if should_stop is not None and should_stop():  # SIGINT/SIGTERM: keep the incumbent
+        if stop.interrupted:  # SIGINT/SIGTERM: keep the incumbent
             stats["stopped"] = True
+            break
+        if left() < 0.5 or _gap(best + model.objective_offset, bound) <= tol:
             break
         if not lp_used and not lp_thread.is_alive():
             take_lp()
@@ -178,12 +198,11 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
         sub = search.sub_model(free)
         limit = max(0.2, min(SUB_SECONDS, left() - 0.3))
         sub_params = SolveParams(
-            time_limit=limit, seed=rng.randrange(1 << 30),
-            workers=params.workers,
-            gap_tolerance=1e-6,
-            extra={"cpsat": {**SUB_CPSAT, "max_deterministic_time": SUB_DETERMINISTIC}})
+            time_limit=limit, seed=rng.randrange(1 << 30), workers=params.workers,
+            gap_tolerance=1e-6, linearization_level=SUB_LINEARIZATION,
+            max_deterministic_time=SUB_DETERMINISTIC)
         hint = [search.values[i] for i in free]
-        raw = CpSatBackend().solve(sub, sub_params, hint)
+        raw = CpSatBackend().solve(sub, sub_params, hint, stop=stop.child(seconds=limit))
         if raw.status == "optimal" and size < MAX_SIZE:
             size = min(MAX_SIZE, int(size * 1.25) + 1)
         elif raw.status != "optimal" and size > MIN_SIZE:
@@ -202,8 +221,10 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
             take_lp(final=True)
         else:  # HiGHS stops at its next check; wait for it so that no Highs outlives the
             # solve (two Highs running at once in one process can break the second one)
-            lp_run.cancel()
-            lp_thread.join(timeout=10.0)
+            lp_stop.request()
+            lp_thread.join(timeout=2.0)
+            if lp_thread.is_alive():
+                skipped["lp"] = "still running when the search ended (left behind)"
     values = search.values
     if model.check(values):  # never expected: fall back to the checked start
         log.warning("LNS incumbent violates the model; returning its start")
@@ -211,6 +232,8 @@ def lns_solve(model: LinearModel, params: SolveParams, start: list[float] | None
         best = model.objective_value(values)
     stats.update(lns_rounds=rounds, lns_improvements=improved, lns_final_size=size,
                  lns_seconds=round(time.perf_counter() - began, 3))
+    if skipped:
+        stats["lns_skipped"] = [f"{k}: {v}" for k, v in skipped.items()]
     gap = _gap(best + model.objective_offset, bound)
     status = "optimal" if gap <= tol else "feasible"
     return BackendResult(status, values, bound - model.objective_offset, stats)
@@ -220,12 +243,18 @@ def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]
     """Placement orders for LP-guided greedy roundings: by LP value, and job by job in order
     of the job's LP share (placements of a job by LP value), which keeps whole LP jobs first
     when the LP (an interior point) spreads them over several starts."""
-    share = {job: sum(lp[i] for i in idx) for job, idx in model.by_job.items()}
     n = model.num_vars
-    by_value = sorted(range(n), key=lambda i: (-round(lp[i], 6), -model.objective[i], i))
-    by_job = sorted(range(n), key=lambda i: (-round(share[model.placements[i].job], 3),
-                                             -round(lp[i], 6), -model.objective[i], i))
-    return [("lp_rounding", by_value), ("lp_job_rounding", by_job)]
+    lpv = np.asarray(lp, dtype=np.float64)
+    cost = np.asarray(model.objective, dtype=np.float64)
+    job_k = np.zeros(n, np.int64)
+    for k, idx in enumerate(model.by_job.values()):
+        job_k[idx] = k
+    share = np.bincount(job_k, weights=lpv, minlength=len(model.by_job))
+    index = np.arange(n)
+    value = -np.round(lpv, 6)
+    by_value = np.lexsort((index, -cost, value))
+    by_job = np.lexsort((index, -cost, value, -np.round(share[job_k], 3)))
+    return [("lp_rounding", by_value.tolist()), ("lp_job_rounding", by_job.tolist())]
 
 
 def _gap(objective: float, bound: float) -> float:
@@ -240,26 +269,27 @@ class _Search:
         self.model = model
         self.values = values
         self.rng = rng
-        self.touches: list[list[tuple[int, float]]] = [[] for _ in range(model.num_vars)]
-        self.activity = [0.0] * len(model.rows)
-        for r, row in enumerate(model.rows):
-            for v, c in zip(row.vars, row.coefs, strict=True):
-                self.touches[v].append((r, c))
-                if values[v] > 0.5:
-                    self.activity[r] += c
+        self.mat = model.matrix()  # the shared variable-to-row map (col_ptr, col_rows, ...)
+        self.activity = self.mat.activity(values)
         self.jobs = sorted(model.by_job)
         self.job_of = {j: k for k, j in enumerate(self.jobs)}
         self.size_of = [len(model.by_job[j]) for j in self.jobs]
-        self.clusters = sorted({p.cluster for p in model.placements})
-        self.groups: dict[str, list[int]] = {}  # cluster -> job indices with a placement there
-        self.periods: dict[int, set[int]] = {}  # period -> job indices that can run in it
-        for p in model.placements:
-            k = self.job_of[p.job]
-            self.groups.setdefault(p.cluster, []).append(k)
-            for t in range(p.start, p.end):
-                self.periods.setdefault(t, set()).add(k)
-        self.groups = {c: sorted(set(ks)) for c, ks in self.groups.items()}
-        self.horizon = max(self.periods) + 1 if self.periods else 1
+        n = model.num_vars
+        job_k = np.zeros(n, np.int64)
+        for k, j in enumerate(self.jobs):
+            job_k[model.by_job[j]] = k
+        start = np.fromiter((p.start for p in model.placements), np.int64, n)
+        end = start + np.fromiter((p.periods for p in model.placements), np.int64, n)
+        cluster_names = [p.cluster for p in model.placements]
+        self.clusters = sorted(set(cluster_names))
+        number = {c: k for k, c in enumerate(self.clusters)}
+        cluster_k = np.fromiter((number[c] for c in cluster_names), np.int64, n)
+        # cluster -> job indices with a placement there; period -> job indices that can run
+        self.groups = {c: np.unique(job_k[cluster_k == k]).tolist()
+                       for c, k in number.items()}
+        self.horizon = int(end.max()) if n else 1
+        self.periods = {t: ks for t in range(self.horizon)
+                        if (ks := np.unique(job_k[(start <= t) & (end > t)]).tolist())}
         # disagreement of LP and incumbent per job: where the LP wants something else
         self.disagree = [0.0] * len(self.jobs)
         # the LP's columns (or support): placements a RINS-like neighbourhood may use, with
@@ -267,13 +297,15 @@ class _Search:
         self.support: list[bool] | None = None
         self.support_size = self.size_of
         if lp is not None:
-            for k, j in enumerate(self.jobs):
-                self.disagree[k] = sum(abs(lp[i] - values[i]) for i in model.by_job[j])
-            self.support = [x > SUPPORT_EPS for x in lp]
-            for i in columns or ():
-                self.support[i] = True
-            self.support_size = [1 + sum(self.support[i] for i in model.by_job[j])
-                                 for j in self.jobs]
+            lpv, now = np.asarray(lp), np.asarray(values)
+            self.disagree = np.bincount(job_k, weights=np.abs(lpv - now),
+                                        minlength=len(self.jobs)).tolist()
+            support = lpv > SUPPORT_EPS
+            if columns:
+                support[np.asarray(columns, dtype=np.int64)] = True
+            self.support = support.tolist()
+            self.support_size = (1 + np.bincount(job_k, weights=support,
+                                                 minlength=len(self.jobs))).astype(int).tolist()
 
     def neighbourhood(self, size: int) -> list[int]:
         """Free variable indices: all placements of a set of related jobs (about ``size``)."""
@@ -334,37 +366,42 @@ class _Search:
 
     def sub_model(self, free: list[int]) -> LinearModel:
         """The model over ``free`` with every other variable fixed to the incumbent."""
-        model, values = self.model, self.values
-        local = {v: n for n, v in enumerate(free)}
-        terms: dict[int, tuple[list[int], list[float]]] = {}
-        for v in free:
-            for r, c in self.touches[v]:
-                vs, cs = terms.setdefault(r, ([], []))
-                vs.append(local[v])
-                cs.append(c)
+        model, values, mat = self.model, self.values, self.mat
+        cols = np.asarray(free, dtype=np.int64)
+        take = concat_ranges(mat.col_ptr, cols)
+        local = np.repeat(np.arange(len(cols)), mat.col_ptr[cols + 1] - mat.col_ptr[cols])
+        rows, coefs = mat.col_rows[take], mat.col_vals[take]
+        on = np.asarray(values)[cols][local] > 0.5
+        by_row = np.argsort(rows, kind="stable")
+        rows, local, coefs, on = rows[by_row], local[by_row], coefs[by_row], on[by_row]
+        cuts = np.flatnonzero(np.diff(rows)) + 1
+        firsts = np.concatenate(([0], cuts)) if len(rows) else cuts
+        fixed_part = np.add.reduceat(np.where(on, coefs, 0.0), firsts) if len(rows) else []
+        positive = np.add.reduceat(np.maximum(coefs, 0.0), firsts) if len(rows) else []
         sub = LinearModel()
         sub.placements = [model.placements[v] for v in free]
         sub.objective = [model.objective[v] for v in free]
-        for n, v in enumerate(free):
-            sub.by_job.setdefault(model.placements[v].job, []).append(n)
-        for r in sorted(terms):
+        for k, v in enumerate(free):
+            sub.by_job.setdefault(model.placements[v].job, []).append(k)
+        bounds = [*firsts.tolist(), len(rows)] if len(rows) else [0]
+        local_l, coefs_l = local.tolist(), coefs.tolist()
+        for g, r in enumerate(rows[firsts].tolist() if len(rows) else []):
             row = model.rows[r]
-            vs, cs = terms[r]
-            fixed = self.activity[r] - sum(c for n, c in zip(vs, cs, strict=True)
-                                           if values[free[n]] > 0.5)
-            rhs = row.rhs - fixed
-            if row.sense == "<=" and sum(c for c in cs if c > 0) <= rhs + 1e-9:
+            rhs = row.rhs - (self.activity[r] - fixed_part[g])
+            if row.sense == "<=" and positive[g] <= rhs + 1e-9:
                 continue  # can never bind
-            sub.rows.append(Row(row.kind, row.name, vs, cs, row.sense, _clean(rhs), row.key))
+            a, b = bounds[g], bounds[g + 1]
+            sub.rows.append(Row(row.kind, row.name, local_l[a:b], coefs_l[a:b], row.sense,
+                                _clean(float(rhs)), row.key))
         return sub
 
     def apply(self, free: list[int], sub_values: list[float]) -> None:
+        mat = self.mat
         for n, v in enumerate(free):
             new = 1.0 if sub_values[n] > 0.5 else 0.0
             if new != self.values[v]:
-                sign = new - self.values[v]
-                for r, c in self.touches[v]:
-                    self.activity[r] += sign * c
+                rows, coefs = mat.column(v)
+                np.add.at(self.activity, rows, (new - self.values[v]) * coefs)
                 self.values[v] = new
 
 
@@ -372,32 +409,3 @@ def _clean(x: float) -> float:
     """Round off float noise from the rhs arithmetic (keeps CP-SAT's scaling exact)."""
     r = round(x, 6)
     return r if abs(r - x) <= 1e-7 * max(1.0, abs(x)) else x
-
-
-class LnsBackend:
-    """LP bound + CP-SAT large-neighbourhood search (for models CP-SAT cannot improve whole)."""
-
-    name = "lns"
-
-    def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
-        self._stop = threading.Event()
-        self._should_stop = should_stop
-
-    def stop(self) -> None:
-        """Stop after the current neighbourhood (at most a few seconds)."""
-        self._stop.set()
-
-    def _stopping(self) -> bool:
-        return self._stop.is_set() or bool(self._should_stop and self._should_stop())
-
-    def available(self) -> bool:
-        try:
-            import highspy  # noqa: F401
-            import ortools.sat.python.cp_model  # noqa: F401
-        except ImportError:
-            return False
-        return True
-
-    def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
-        return lns_solve(model, params, start, progress, should_stop=self._stopping)

@@ -9,95 +9,83 @@ better plan with the smaller bound, at the cost of one of the caller's workers.
 
 ``workers`` is split: HiGHS gets one thread and CP-SAT the rest (at least one). When one
 solver proves its plan optimal (or the model infeasible), the other is stopped. A stop asked
-of the portfolio (or reported by ``should_stop``) stops both; each returns its incumbent.
+of the portfolio (its ``Stop``) stops both; each returns its incumbent.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from ..backends.base import BackendResult, Progress, ProgressCallback, SolveParams
 from ..backends.cpsat import CpSatBackend
 from ..backends.mip import HighsBackend
 from ..model.formulation import LinearModel
+from ..stop import Stop
 
 PORTFOLIO_MIN_VARS = 2_000  # below this CP-SAT alone proves optima in seconds
 
 
-class PortfolioBackend:
-    """CP-SAT and HiGHS side by side (two threads; both release the GIL while they search)."""
+def portfolio_available() -> bool:
+    """Whether CP-SAT and HiGHS are both installed."""
+    return CpSatBackend().available() and HighsBackend().available()
 
-    name = "cpsat+highs"
 
-    def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
-        self._cpsat = CpSatBackend()
-        self._highs = HighsBackend()
-        self._stop = threading.Event()
-        self._should_stop = should_stop
+def portfolio_solve(model: LinearModel, params: SolveParams, stop: Stop,
+                    start: list[float] | None = None,
+                    progress: ProgressCallback | None = None) -> BackendResult:
+    """CP-SAT and HiGHS side by side (two threads; both release the GIL while they search),
+    each with a child of ``stop``: a request on ``stop`` ends both, a proof by one ends the
+    other."""
+    began = time.perf_counter()
+    lock = threading.Lock()
+    best: dict[str, float | None] = {"objective": None, "bound": None}
 
-    def available(self) -> bool:
-        return self._cpsat.available() and self._highs.available()
+    def report(p: Progress) -> None:  # CP-SAT's incumbents, with the best bound known
+        if progress is None:
+            return
+        with lock:
+            if p.objective is not None and (best["objective"] is None
+                                            or p.objective > best["objective"]):
+                best["objective"] = p.objective
+            if p.bound is not None and (best["bound"] is None or p.bound < best["bound"]):
+                best["bound"] = p.bound
+            merged = Progress(best["objective"], best["bound"], time.perf_counter() - began)
+        progress(merged)
 
-    def stop(self) -> None:
-        """Stop both searches; each returns its incumbent (thread and signal safe)."""
-        self._stop.set()
-        self._cpsat.stop()
-        self._highs.stop()
+    runs = {
+        "cpsat": (CpSatBackend(), replace(params, workers=max(1, params.workers - 1)), report),
+        "highs": (HighsBackend(), replace(params, workers=1), None),
+    }
+    stops = {name: stop.child() for name in runs}
+    results: dict[str, BackendResult] = {}
+    errors: list[BaseException] = []
 
-    def _stopping(self) -> bool:
-        return self._stop.is_set() or bool(self._should_stop and self._should_stop())
+    def run(name: str) -> None:
+        engine, engine_params, callback = runs[name]
+        try:
+            results[name] = engine.solve(model, engine_params, start, callback,
+                                         stop=stops[name])
+        except BaseException as e:  # re-raised in the calling thread
+            errors.append(e)
 
-    def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
-        began = time.perf_counter()
-        lock = threading.Lock()
-        best: dict[str, float | None] = {"objective": None, "bound": None}
-
-        def report(p: Progress) -> None:  # CP-SAT's incumbents, with the best bound known
-            if progress is None:
-                return
-            with lock:
-                if p.objective is not None and (best["objective"] is None
-                                                or p.objective > best["objective"]):
-                    best["objective"] = p.objective
-                if p.bound is not None and (best["bound"] is None or p.bound < best["bound"]):
-                    best["bound"] = p.bound
-                merged = Progress(best["objective"], best["bound"], time.perf_counter() - began)
-            progress(merged)
-
-        runs = {
-            "cpsat": (self._cpsat, replace(params, workers=max(1, params.workers - 1)), report),
-            "highs": (self._highs, replace(params, workers=1), None),
-        }
-        results: dict[str, BackendResult] = {}
-        errors: list[BaseException] = []
-
-        def run(name: str) -> None:
-            engine, engine_params, callback = runs[name]
-            try:
-                results[name] = engine.solve(model, engine_params, start, callback)
-            except BaseException as e:  # re-raised in the calling thread
-                errors.append(e)
-
-        threads = {name: threading.Thread(target=run, args=(name,), name=f"gpualloc-{name}",
-                                          daemon=True) for name in runs}
+    threads = {name: threading.Thread(target=run, args=(name,), name=f"gpualloc-{name}",
+                                      daemon=True) for name in runs}
+    for t in threads.values():
+        t.start()
+    ended = False
+    while any(t.is_alive() for t in threads.values()):
         for t in threads.values():
-            t.start()
-        stopped = False
-        while any(t.is_alive() for t in threads.values()):
-            for t in threads.values():
-                t.join(0.05)
-            done = [r for r in results.values() if r.status in ("optimal", "infeasible")]
-            if not stopped and (done or errors or self._stopping()):
-                stopped = True  # one proved it (or failed, or a stop came): end the other
-                self._cpsat.stop()
-                self._highs.stop()
-        if errors:
-            raise errors[0]
-        return _combine(model, results, stopped and self._stopping())
+            t.join(0.05)
+        done = [r for r in results.values() if r.status in ("optimal", "infeasible")]
+        if not ended and (done or errors):
+            ended = True  # one proved it (or failed): end the other
+            for child in stops.values():
+                child.request()
+    if errors:
+        raise errors[0]
+    return _combine(model, results, stop.interrupted)
 
 
 def _combine(model: LinearModel, results: dict[str, BackendResult],
