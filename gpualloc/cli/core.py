@@ -36,10 +36,13 @@ from .reports import write_report
 @app.command()
 def solve(
     instance: InstanceArg = None,
-    backend: Annotated[str, typer.Option(help="Solver: cpsat, cbc or highs.")] = "cpsat",
+    backend: Annotated[str, typer.Option(
+        help="Solver: auto (chosen for the model and workers), cpsat, highs, cbc, interval "
+             "or greedy.")] = "auto",
     time_limit: Annotated[float, typer.Option(help="Seconds, model building included.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    workers: Annotated[int, typer.Option(help="Solver threads (1 = deterministic).")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Solver threads (default: all available cores; 1 = deterministic).")] = None,
     gap: Annotated[float, typer.Option(help="Relative gap to prove optimality.")] = 1e-6,
     warm_start: Annotated[Path | None, typer.Option(help="A plan file to start from.")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Write the plan here (JSON).")]
@@ -66,7 +69,9 @@ def solve(
 
     replan = replan_options(previous, now, stability)
     with input_errors():
-        engine = optimizer.get_backend(backend)
+        engine = backend if backend == "auto" else optimizer.get_backend(backend)
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
     if time_limit <= 0:
         fail("--time-limit must be positive")
     if strategy not in optimizer.STRATEGIES:
@@ -91,7 +96,7 @@ def solve(
         raise typer.Exit(EXIT_NO_PLAN)
 
 
-def _solve_live(inst: Instance, engine: optimizer.Backend, show: bool,
+def _solve_live(inst: Instance, engine: optimizer.Backend | str, show: bool,
                 **kwargs: Any) -> tuple[Plan, bool]:
     """Solve with a live incumbent/bound line; SIGINT/SIGTERM stop the search gracefully.
 
@@ -240,6 +245,34 @@ def catalog(
     out.print(t)
 
 
+def _bench_peers(items: list[Any], time_limit: float, seed: int, workers: int,
+                 csv: Path | None) -> None:
+    """``bench --peers``: one table, the default plan's row first, then its peers."""
+    from ..analysis.bench import run_peers, write_csv
+
+    table = Table(title=f"Default plan against its peers ({time_limit:g} s, {workers} workers)",
+                  title_justify="left")
+    for col in ("instance", "run", "status", "objective", "bound", "gap", "seconds",
+                "default ÷ run"):
+        table.add_column(col, justify="left" if col in ("instance", "run", "status")
+                         else "right")
+
+    def row_done(p: Any) -> None:
+        r = p.row
+        run = "default" if r.backend == "auto" else r.backend
+        table.add_row(r.instance, run, r.status, fmt(r.objective), fmt(r.bound), pct(r.gap),
+                      fmt(r.median_seconds), "" if p.ratio is None else f"{p.ratio:.4f}")
+        err.print(f"  {r.instance} {run}: {r.status} {fmt(r.objective)} "
+                  f"({fmt(r.median_seconds)} s)")
+
+    with input_errors():
+        rows = run_peers(items, time_limit, seed=seed, workers=workers, on_row=row_done)
+    out.print(table)
+    if csv is not None:
+        write_csv([p.row for p in rows], csv)
+        out.print(f"CSV written to {csv}")
+
+
 @app.command()
 def backends() -> None:
     """List solver backends and whether they are installed."""
@@ -256,7 +289,11 @@ def bench(
     time_limit: Annotated[float, typer.Option(help="Seconds per solve.")] = 60.0,
     runs: Annotated[int, typer.Option(help="Solves per instance and backend.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    workers: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Solver threads (default: all available cores).")] = None,
+    peers: Annotated[bool, typer.Option(
+        help="Per instance, the default plan against the interval model, HiGHS alone and "
+             "greedy at the same time limit, with the ratios.")] = False,
     minimize: Annotated[bool, typer.Option(help="Read GAP files as minimisation.")] = False,
     csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
     tier: Annotated[list[str] | None, typer.Option(
@@ -274,6 +311,10 @@ def bench(
     from .scale import bench_items
 
     items = bench_items(targets or [], minimize, tier or [], philly)
+    workers = optimizer.available_cores() if workers is None else workers
+    if peers:
+        _bench_peers(items, time_limit, seed, workers, csv)
+        return
     table = Table(title="Benchmark", title_justify="left")
     for col in ("instance", "backend", "status", "objective", "bound", "gap", "known opt",
                 "median s", "peak MiB"):

@@ -12,7 +12,7 @@ from .backends import (
     get_backend,
 )
 from .model import LinearModel, build
-from .solve import solve
+from .solve import available_cores, solve
 from .stop import Stop, StopRequested
 from .strategies import STRATEGIES, choose_strategy
 
@@ -27,6 +27,7 @@ __all__ = [
     "Stop",
     "StopRequested",
     "available_backends",
+    "available_cores",
     "backend_names",
     "build",
     "choose_strategy",

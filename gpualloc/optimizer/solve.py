@@ -10,6 +10,7 @@ plan: the plan's status is ``unknown`` and ``summary["no_plan"]`` says why in on
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -18,20 +19,28 @@ from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get
 from .backends.greedy import greedy_values
 from .model.formulation import LinearModel, build
 from .stop import Stop, StopRequested
-from .strategies import STRATEGIES, choose_strategy, get_strategy
+from .strategies import STRATEGIES, choose_engine, choose_strategy, get_strategy
 
 log = logging.getLogger(__name__)
 
 Customize = Callable[[LinearModel], None]
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def solve(
     instance: Instance,
-    backend: str | Backend = "cpsat",
+    backend: str | Backend = "auto",
     *,
     time_limit: float | None = 60.0,
     seed: int = 0,
-    workers: int = 1,
+    workers: int | None = None,
     gap_tolerance: float = 1e-6,
     warm_start: Plan | None = None,
     progress: ProgressCallback | None = None,
@@ -61,6 +70,11 @@ def solve(
     change objective coefficients): analyses that solve a variant of the instance call the one
     pipeline that way.
 
+    ``backend``: ``"auto"`` (default) picks the engine and strategy for the model and the
+    workers (``strategies.choose_engine``); a backend name runs that backend.
+    ``workers``: solver threads, default all available cores (``available_cores``); with
+    ``workers=1`` and a seed the result is deterministic.
+
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
     plus CP-SAT large-neighbourhood search (``strategies.lns``); ``"portfolio"`` runs CP-SAT
     and HiGHS side by side (``strategies.portfolio``); ``"auto"`` (default) is
@@ -68,7 +82,9 @@ def solve(
     """
     stop = stop if stop is not None else Stop(time_limit)
     began = time.perf_counter()
-    engine = get_backend(backend) if isinstance(backend, str) else backend
+    workers = available_cores() if workers is None else max(1, workers)
+    auto = backend == "auto"
+    engine = get_backend("cpsat" if auto else backend) if isinstance(backend, str) else backend
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
@@ -104,7 +120,11 @@ def solve(
         skipped["search"] = f"{stop.why()} before the search"
         raw = BackendResult("unknown")
     else:
-        chosen = choose_strategy(engine.name, model, strategy, workers)
+        if auto:
+            engine_name, chosen = choose_engine(model, strategy, workers)
+            engine = get_backend(engine_name)
+        else:
+            chosen = choose_strategy(engine.name, model, strategy, workers)
         search = stop.child(seconds=_search_seconds(stop, model))
         method = get_strategy(chosen)
         raw = method.run(model, params, search, start, progress, engine=engine)
@@ -224,4 +244,4 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
     )
 
 
-__all__ = ["STRATEGIES", "choose_strategy", "solve"]
+__all__ = ["STRATEGIES", "available_cores", "choose_engine", "choose_strategy", "solve"]

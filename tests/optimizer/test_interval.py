@@ -64,3 +64,35 @@ def test_a_stop_request_ends_the_search(instance: Instance) -> None:
     result = solve_interval(build(instance), time_limit=60, should_stop=lambda: True)
     assert result.status in {"optimal", "feasible", "unknown"}
     assert result.stats["status_name"] in {"OPTIMAL", "FEASIBLE", "UNKNOWN"}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_backend_and_its_incumbents_are_valid(inst: Instance) -> None:
+    from gpualloc.optimizer.backends import SolveParams
+    from gpualloc.optimizer.backends.interval import IntervalBackend
+
+    model = build(inst)
+    if model.infeasible or model.num_vars == 0:
+        return
+    seen: list[tuple[list[float], float]] = []
+    raw = IntervalBackend().solve(model, SolveParams(time_limit=10), None,
+                                  on_plan=lambda v, o: seen.append((v, o)))
+    assert raw.bound is None  # it proves nothing on the neutral model
+    for values, objective in seen:
+        assert not validate(inst, _plan(inst, values))
+        assert abs(objective - model.objective_value(values)) <= 1e-9 * max(1.0, objective)
+    if raw.values is not None:
+        assert not validate(inst, _plan(inst, raw.values))
+        assert seen, "a plan was found but never reported"
+
+
+def test_backend_stops_on_request(instance: Instance) -> None:
+    from gpualloc.optimizer.backends import SolveParams
+    from gpualloc.optimizer.backends.interval import IntervalBackend
+    from gpualloc.optimizer.stop import Stop
+
+    stop = Stop(60)
+    stop.request()
+    raw = IntervalBackend().solve(build(instance), SolveParams(time_limit=60), stop=stop)
+    assert raw.status == "unknown" and raw.values is None

@@ -29,7 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..model.formulation import LinearModel, Row
-from .cpsat import integer_scale
+from ..stop import Stop
+from .base import BackendResult, Capabilities, Progress, ProgressCallback, SolveParams
+from .cpsat import CpSatBackend, integer_scale
 
 ELEMENT_LIMIT = 200_000  # element terms beyond which the model is declined as too big
 
@@ -263,12 +265,19 @@ def _objective(b: _Builder) -> None:
 def solve_interval(model: LinearModel, *, time_limit: float | None, seed: int = 0,
                    workers: int = 1, hint: list[float] | None = None,
                    should_stop: Callable[[], bool] | None = None,
-                   element_limit: int = ELEMENT_LIMIT) -> IntervalResult:
-    """Search the interval model; the plan returned satisfies every neutral row."""
+                   element_limit: int = ELEMENT_LIMIT,
+                   on_plan: PlanCallback | None = None) -> IntervalResult:
+    """Search the interval model; the plan returned satisfies every neutral row.
+
+    ``on_plan(values, objective)`` is called from CP-SAT's thread with each improving plan
+    that passes ``model.check`` (a portfolio passes them on to the other searches)."""
     began = time.perf_counter()
     b = build_interval(model, element_limit)
     if b is None:
         return IntervalResult(None, "declined", {"reason": "too many element terms"})
+    if should_stop is not None and should_stop():
+        return IntervalResult(None, "unknown", {"stopped": "before the search began",
+                                                "status_name": "UNKNOWN"})
     if hint is not None:
         for k, blk in enumerate(b.blocks):
             on = [pos for pos in range(blk.count) if hint[blk.first + pos] > 0.5]
@@ -290,7 +299,7 @@ def solve_interval(model: LinearModel, *, time_limit: float | None, seed: int = 
                     solver.stop_search()
         threading.Thread(target=watch, daemon=True).start()
     try:
-        status = solver.solve(b.cp)
+        status = solver.solve(b.cp, _Forward(b, model, on_plan) if on_plan else None)
     finally:
         done.set()
     stats = {"blocks": len(b.blocks), "elements": b.elements, "exact": b.exact,
@@ -300,16 +309,37 @@ def solve_interval(model: LinearModel, *, time_limit: float | None, seed: int = 
         return IntervalResult(None, "infeasible" if b.exact else "unknown", stats)
     if status not in (b.cp_model.OPTIMAL, b.cp_model.FEASIBLE):
         return IntervalResult(None, "unknown", stats)
-    values = [0.0] * model.num_vars
-    for k, blk in enumerate(b.blocks):
-        if solver.boolean_value(b.present[k]):
-            values[blk.first + blk.starts.index(solver.value(b.start[k]))] = 1.0
+    values = _decode(b, model, solver.boolean_value, solver.value)
     broken = model.check(values)
     if broken:  # a translation gap: never hand over a plan that breaks a row
         stats["broken_rows"] = broken[:5]
         return IntervalResult(None, "unknown", stats)
     proven = status == b.cp_model.OPTIMAL and b.exact
     return IntervalResult(values, "optimal" if proven else "feasible", stats)
+
+
+PlanCallback = Callable[[list[float], float], None]
+
+
+def _decode(b: _Builder, model: LinearModel, present: Callable, value: Callable) -> list[float]:
+    """The neutral 0/1 vector of a CP-SAT assignment (``present``/``value`` read it)."""
+    values = [0.0] * model.num_vars
+    for k, blk in enumerate(b.blocks):
+        if present(b.present[k]):
+            values[blk.first + blk.starts.index(value(b.start[k]))] = 1.0
+    return values
+
+
+def _Forward(b: _Builder, model: LinearModel, on_plan: PlanCallback):
+    """A CP-SAT solution callback handing each checked plan to ``on_plan``."""
+
+    class Forward(b.cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            values = _decode(b, model, self.boolean_value, self.value)
+            if not model.check(values):
+                on_plan(values, model.objective_value(values))
+
+    return Forward()
 
 
 def integral(row: Row) -> tuple[list[int], int, bool]:
@@ -358,3 +388,37 @@ def _dep_from_name(name: str, job: str) -> str | None:
         return None
     dep, _, _ = inner[len(head):].rpartition(",")
     return dep or None
+
+
+class IntervalBackend:
+    """The interval model as a backend: plans only (no bound on the neutral model), hinted
+    with the start, stopped by the ``Stop``; for ``bench --peers`` and portfolios."""
+
+    name = "interval"
+    capabilities = Capabilities(proves_bound=False, takes_hint=True, stops_on_request=True,
+                                deterministic=True)
+
+    def available(self) -> bool:
+        return CpSatBackend().available()
+
+    def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
+              progress: ProgressCallback | None = None, *,
+              stop: Stop | None = None, on_plan: PlanCallback | None = None) -> BackendResult:
+        stop = stop if stop is not None else params.stop()
+        began = time.perf_counter()
+
+        def found(values: list[float], objective: float) -> None:
+            if progress is not None:
+                progress(Progress(objective, None, time.perf_counter() - began))
+            if on_plan is not None:
+                on_plan(values, objective)
+
+        r = solve_interval(model, time_limit=stop.budget(), seed=params.seed,
+                           workers=params.workers, hint=start, should_stop=lambda: stop.stopped,
+                           on_plan=found if (progress or on_plan) else None)
+        status = {"optimal": "feasible", "feasible": "feasible",
+                  "infeasible": "infeasible"}.get(r.status, "unknown")
+        stats = {f"interval_{k}": v for k, v in r.stats.items()
+                 if isinstance(v, int | float | str)}
+        stats["interval_status"] = r.status
+        return BackendResult(status, r.values, None, stats)

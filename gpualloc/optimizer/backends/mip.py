@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..model.formulation import LinearModel
@@ -316,6 +317,24 @@ def stop_highs_on(h: Any, stop: Stop) -> None:
         hook.subscribe(check)
 
 
+def _feed_highs(h: Any, lp: Any, x: list[Any], feed: Callable[[], list[float] | None]) -> None:
+    """Hand ``feed()``'s plans to the running MIP as user solutions (HiGHS checks them)."""
+    import numpy as np
+
+    order = {v.name: v.index for v in lp.variables()}
+    columns = np.asarray([order[var.name] for var in x], dtype=np.int64)
+    width = len(order)
+
+    def offer(event: Any) -> None:
+        values = feed()
+        if values is not None:
+            col = np.zeros(width)
+            col[columns] = values
+            event.data_in.setSolution(col)
+
+    h.cbMipUserSolution.subscribe(offer)
+
+
 class HighsBackend:
     """HiGHS through PuLP's highspy interface (warm start via ``setSolution``)."""
 
@@ -333,7 +352,10 @@ class HighsBackend:
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None, *,
-              stop: Stop | None = None) -> BackendResult:
+              stop: Stop | None = None,
+              feed: Callable[[], list[float] | None] | None = None) -> BackendResult:
+        """``feed()``, when given, is asked during the MIP search for a new plan found
+        elsewhere (a portfolio's other searches): HiGHS takes it as a user solution."""
         import highspy
         import pulp
 
@@ -361,6 +383,8 @@ class HighsBackend:
                     sol.col_value = col
                     sol.value_valid = True
                     lp.solverModel.setSolution(sol)
+                if feed is not None:
+                    _feed_highs(h, lp, x, feed)
                 with highs_threads(h, max(1, params.workers)):
                     h.run()
 

@@ -50,7 +50,7 @@ def _portfolio(model: LinearModel, params: SolveParams, stop: Stop, start: list[
 
 _STRATEGIES = {"exact": Strategy("exact", None, exact),
                "lns": Strategy("lns", "lns", _lns),
-               "portfolio": Strategy("portfolio", "cpsat+highs", _portfolio)}
+               "portfolio": Strategy("portfolio", "portfolio", _portfolio)}
 
 
 def get_strategy(name: str) -> Strategy:
@@ -82,4 +82,45 @@ def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
     return "exact"
 
 
-__all__ = ["STRATEGIES", "Strategy", "choose_strategy", "exact", "get_strategy"]
+SINGLE_MIN_VARS = 2_000  # one worker: from here HiGHS alone may beat CP-SAT alone ...
+NARROW_PER_JOB = 40  # ... when jobs have at most this many placements on average (README)
+
+
+def choose_engine(model: LinearModel, strategy: str = "auto",
+                  workers: int = 1) -> tuple[str, str]:
+    """``(backend, strategy)`` for ``backend="auto"``: LNS above ``lns.LNS_THRESHOLD``
+    variables, and from ``portfolio.PORTFOLIO_MIN_VARS`` when there are two workers or more
+    (then with HiGHS branch and bound beside it, fed its incumbents, up to
+    ``lns.MIP_MAX_VARS``: measured better than the portfolio, README); with one worker HiGHS alone
+    from ``SINGLE_MIN_VARS`` variables (measured: better plans and bounds than CP-SAT on one
+    thread there) when windows are narrow (at most ``NARROW_PER_JOB`` placements per job on
+    average), else CP-SAT, which searches wide windows far better; CP-SAT on the whole model
+    below ``SINGLE_MIN_VARS`` (it proves those optima in seconds).
+    An explicit ``strategy`` runs on CP-SAT (``exact``: the engine chosen as above)."""
+    from .lns import LNS_THRESHOLD
+    from .portfolio import PORTFOLIO_MIN_VARS, portfolio_available
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    n = model.num_vars
+    if strategy in ("lns", "portfolio"):
+        return "cpsat", strategy
+    if strategy == "auto" and n > LNS_THRESHOLD:
+        return "cpsat", "lns"
+    if strategy == "auto" and workers >= 2 and n >= PORTFOLIO_MIN_VARS and \
+            portfolio_available():
+        return "cpsat", "lns"  # with HiGHS branch and bound beside it (strategies.beside)
+    narrow = n <= NARROW_PER_JOB * max(1, len(model.by_job))
+    if workers == 1 and n >= SINGLE_MIN_VARS and narrow and _highs_available():
+        return "highs", "exact"
+    return "cpsat", "exact"
+
+
+def _highs_available() -> bool:
+    from ..backends.mip import HighsBackend
+
+    return HighsBackend().available()
+
+
+__all__ = ["STRATEGIES", "Strategy", "choose_engine", "choose_strategy", "exact",
+           "get_strategy"]

@@ -39,6 +39,7 @@ from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel, Row
 from ..model.matrix import concat_ranges
 from ..stop import Stop
+from .beside import INTERVAL_MIN_WORKERS, IntervalHelper, MipHelper
 from .lagrange import lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 
@@ -55,11 +56,16 @@ LATE_SHARE = 0.1  # an LP that ends in the last 10% of the budget gives its boun
 LAGRANGE_ITERATIONS = 300  # its iteration cap in the deterministic mode (no time limit)
 SUPPORT_EPS = 1e-6  # LP values above this are the LP's support
 SUPPORT_SHARE = 0.75  # share of neighbourhoods restricted to the LP's support once it is known
+# the interval model beside the search up to this size (large-wide, 750k placements: its build
+# alone took 250 s and holds the GIL)
+INTERVAL_MAX_VARS = 100_000
+MIP_MAX_VARS = 50_000  # HiGHS branch and bound beside the search up to this size (2+ workers)
 
 
 def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
               start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
+              progress: ProgressCallback | None = None,
+              interval_worker: bool = True, mip_worker: bool = True) -> BackendResult:
     """Maximise ``model`` by LP bound + CP-SAT large-neighbourhood search (see module doc).
 
     Every phase (greedy, Lagrangian, LP thread, roundings, sub-solves) runs under ``stop``
@@ -147,7 +153,7 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     lp_used = False
 
     def take_lp(final: bool = False) -> None:  # the LP is done: its bound, rounding, guidance
-        nonlocal bound, best, lp_used, search
+        nonlocal bound, best, lp_used, search, mip
         lp_used = True
         lp = lp_out[0]
         stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status,
@@ -174,9 +180,17 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
                 stats["start"] = name
         search = _Search(model, current, lpv, rng, lp.columns)
         report()
+        if mip_worker and params.workers >= 2 and model.num_vars <= MIP_MAX_VARS:
+            mip = MipHelper(model, search.values, params.seed, stop)
 
     search = _Search(model, values, None, rng)
     report()
+    # The interval model beside the search (a thread; CP-SAT releases the GIL), hinted with
+    # the start: each plan it finds that beats the incumbent becomes the incumbent.
+    helper = None if deterministic or not interval_worker or \
+        params.workers < INTERVAL_MIN_WORKERS or model.num_vars > INTERVAL_MAX_VARS \
+        else IntervalHelper(model, values, params.seed, stop)
+    mip: MipHelper | None = None  # HiGHS branch and bound once the LP is done (see take_lp)
     size = min(START_SIZE, model.num_vars)
     rounds = improved = 0
     tol = params.gap_tolerance
@@ -193,6 +207,18 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             continue
         if not lp_used and lp_run.bound is not None:  # the LP's bound so far is proven too
             bound = min(bound, lp_run.bound + model.objective_offset)
+        for name, side in (("interval", helper), ("mip", mip)):
+            taken = side.take(best) if side is not None else None
+            if taken is not None:
+                search.adopt(taken)
+                best = model.objective_value(search.values)
+                stats[f"{name}_adopted"] = stats.get(f"{name}_adopted", 0) + 1
+                report()
+        if mip is not None:
+            bound = min(bound, mip.bound(bound - model.objective_offset)
+                        + model.objective_offset)
+            if _gap(best + model.objective_offset, bound) <= tol:
+                break
         rounds += 1
         free = search.neighbourhood(size)
         sub = search.sub_model(free)
@@ -214,7 +240,20 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             search.apply(free, raw.values)
             best = model.objective_value(search.values)
             improved += 1
+            if mip is not None:
+                mip.offer(search.values)
             report()
+    for side in (helper, mip):
+        if side is None:
+            continue
+        stats.update(side.finish())
+        taken = side.take(best)  # its last plan, if better
+        if taken is not None:
+            search.adopt(taken)
+            best = model.objective_value(search.values)
+        if side is mip:
+            bound = min(bound, mip.bound(bound - model.objective_offset)
+                        + model.objective_offset)
     if not lp_used:
         lp_thread.join(timeout=max(0.0, min(1.0, left())))
         if not lp_thread.is_alive():
@@ -394,6 +433,11 @@ class _Search:
             sub.rows.append(Row(row.kind, row.name, local_l[a:b], coefs_l[a:b], row.sense,
                                 _clean(float(rhs)), row.key))
         return sub
+
+    def adopt(self, values: list[float]) -> None:
+        """Make ``values`` (a checked plan found elsewhere) the incumbent."""
+        self.values = [1.0 if v > 0.5 else 0.0 for v in values]
+        self.activity = self.mat.activity(self.values)
 
     def apply(self, free: list[int], sub_values: list[float]) -> None:
         mat = self.mat
