@@ -94,3 +94,19 @@ def test_lns_with_its_helpers_is_valid_on_random_instances(inst):
     if plan.objective is not None:
         assert validate(inst, plan) == []
         assert plan.bound is None or plan.bound >= plan.objective - 1e-6
+
+
+def test_exact_search_beside_hands_over_only_valid_better_plans(model, exact):
+    from gpualloc.optimizer.strategies.beside import MipHelper
+
+    start = greedy_values(model)
+    helper = MipHelper(model, start, 0, Stop(20))
+    helper.offer(start)
+    helper.thread.join(20)  # the small model is proven within seconds
+    stats = helper.finish()
+    assert stats["mip_status"] == "optimal", stats
+    assert abs(helper.bound(float("nan")) - exact) <= 1e-6 * exact
+    taken = helper.take(model.objective_value(start))
+    assert taken is not None and model.check(taken) == []
+    assert abs(model.objective_value(taken) - exact) <= 1e-6 * exact
+    assert helper.take(model.objective_value(taken)) is None  # each plan once

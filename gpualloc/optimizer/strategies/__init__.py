@@ -83,7 +83,8 @@ def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
 
 
 SINGLE_MIN_VARS = 2_000  # one worker: from here HiGHS alone may beat CP-SAT alone ...
-NARROW_PER_JOB = 40  # ... when jobs have at most this many placements on average (README)
+# ... when windows are narrow: at most NARROW_PER_JOB placements per job on average (README)
+from .beside import NARROW_PER_JOB  # noqa: E402
 
 
 def choose_engine(model: LinearModel, strategy: str = "auto",

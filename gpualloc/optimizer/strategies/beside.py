@@ -21,6 +21,7 @@ from ..model.formulation import LinearModel
 from ..stop import Stop
 
 INTERVAL_MIN_WORKERS = 3  # the interval model joins from this many workers (README)
+NARROW_PER_JOB = 40  # at most this many placements per job on average: narrow windows
 
 
 class _Beside:
@@ -88,7 +89,10 @@ class IntervalHelper(_Beside):
 
 
 class MipHelper(_Beside):
-    """HiGHS branch and bound in a thread, fed the LNS's incumbents."""
+    """HiGHS branch and bound on the whole model in a thread, fed the LNS's incumbents; only
+    on narrow windows (on wide ones HiGHS's presolve alone took 20 s on the medium shape and
+    its bound stayed weak; time-indexed CP-SAT there spent the budget in its presolve on the
+    loaded 2-core machine and found nothing: README)."""
 
     def __init__(self, model: LinearModel, start: list[float], seed: int, stop: Stop) -> None:
         from ..backends.mip import HighsBackend

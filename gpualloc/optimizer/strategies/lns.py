@@ -19,9 +19,14 @@ strategy splits the work:
    neighbourhoods free only the placements in the LP's support (RINS-like), so a sub-model of
    the same size covers several times more jobs. The neighbourhood size adapts: it grows when
    sub-models are solved to optimality and shrinks when they time out.
+4. beside (``strategies.beside``, not in the deterministic mode): with two workers or more,
+   once the LP is solved, HiGHS branch and bound on the whole model (narrow windows, or up to
+   ``MIP_ANY_VARS`` variables), fed every LNS improvement as a user solution; its bound and
+   its plans come back to the LNS. From ``INTERVAL_MIN_WORKERS`` workers also the interval
+   model, whose plans become the incumbent when better.
 
-The reported bound is the tightest of the Lagrangian, LP and trivial bounds; the plan never gets
-worse than its start. Deterministic for a seed with one worker when stopped by
+The reported bound is the tightest of the Lagrangian, LP, HiGHS and trivial bounds; the plan
+never gets worse than its start. Deterministic for a seed with one worker when stopped by
 ``max_rounds`` (sub-solves are limited by CP-SAT's deterministic time, not only wall time).
 """
 
@@ -39,7 +44,7 @@ from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel, Row
 from ..model.matrix import concat_ranges
 from ..stop import Stop
-from .beside import INTERVAL_MIN_WORKERS, IntervalHelper, MipHelper
+from .beside import INTERVAL_MIN_WORKERS, NARROW_PER_JOB, IntervalHelper, MipHelper
 from .lagrange import lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 
@@ -59,7 +64,9 @@ SUPPORT_SHARE = 0.75  # share of neighbourhoods restricted to the LP's support o
 # the interval model beside the search up to this size (large-wide, 750k placements: its build
 # alone took 250 s and holds the GIL)
 INTERVAL_MAX_VARS = 100_000
-MIP_MAX_VARS = 50_000  # HiGHS branch and bound beside the search up to this size (2+ workers)
+# HiGHS branch and bound beside the search (2+ workers) up to this size, on narrow windows or
+# any model up to MIP_ANY_VARS (it proves the optima of the bundled what-ifs)
+MIP_MAX_VARS, MIP_ANY_VARS = 50_000, 10_000
 
 
 def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
@@ -180,7 +187,10 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
                 stats["start"] = name
         search = _Search(model, current, lpv, rng, lp.columns)
         report()
-        if mip_worker and params.workers >= 2 and model.num_vars <= MIP_MAX_VARS:
+        n = model.num_vars
+        narrow = n <= NARROW_PER_JOB * max(1, len(model.by_job))
+        if mip_worker and params.workers >= 2 and (narrow or n <= MIP_ANY_VARS) and \
+                n <= MIP_MAX_VARS:
             mip = MipHelper(model, search.values, params.seed, stop)
 
     search = _Search(model, values, None, rng)
