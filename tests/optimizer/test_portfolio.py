@@ -15,7 +15,7 @@ from gpualloc.optimizer.backends.greedy import greedy_values
 from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.solve import choose_strategy
 from gpualloc.optimizer.stop import Stop
-from gpualloc.optimizer.strategies import NARROW_PER_JOB, SINGLE_MIN_VARS, choose_engine
+from gpualloc.optimizer.strategies import EXACT_MAX_VARS, NARROW_PER_JOB, choose_engine
 from gpualloc.optimizer.strategies.portfolio import (
     MEMBERS,
     PORTFOLIO_MIN_VARS,
@@ -109,21 +109,19 @@ def test_auto_picks_the_portfolio_with_two_workers_only(instance):
 def test_auto_engine_by_workers_and_size(instance):
     from gpualloc.models import load_instance
 
-    model = build(load_instance(ROOT / "instances" / "portfolio.yaml"))
-    assert choose_engine(model, "auto", workers=2) == ("cpsat", "portfolio")
-    single = choose_engine(model, "auto", workers=1)
-    assert single[1] == "exact"  # one worker: one deterministic engine
-    narrow = model.num_vars <= NARROW_PER_JOB * len(model.by_job)
-    assert single[0] == ("highs" if model.num_vars >= SINGLE_MIN_VARS and narrow else "cpsat")
-    wide = generate(3, 3, 60, 26, seed=1, windows="wide")
-    narrow_one = generate(4, 4, 200, 26, seed=1)
-    for inst, engine in ((wide, "cpsat"), (narrow_one, "highs")):
-        m = build(inst)
-        assert m.num_vars >= SINGLE_MIN_VARS, m.num_vars
-        assert (m.num_vars <= NARROW_PER_JOB * len(m.by_job)) == (engine == "highs")
-        assert choose_engine(m, "auto", workers=1) == (engine, "exact")
-    assert choose_engine(build(instance), "auto", workers=2) == ("cpsat", "exact")
-    assert choose_engine(model, "lns", workers=1) == ("cpsat", "lns")
+    small = build(load_instance(ROOT / "instances" / "portfolio.yaml"))
+    assert small.num_vars < EXACT_MAX_VARS
+    for workers in (1, 2):
+        assert choose_engine(small, "auto", workers) == ("cpsat", "exact")
+    assert choose_engine(small, "lns", workers=1) == ("cpsat", "lns")
+    wide = build(generate(3, 3, 120, 26, seed=1, windows="wide"))
+    narrow = build(generate(6, 6, 500, 26, seed=1))
+    for m, single in ((wide, "cpsat"), (narrow, "highs")):
+        assert m.num_vars >= EXACT_MAX_VARS, m.num_vars
+        assert (m.num_vars <= NARROW_PER_JOB * len(m.by_job)) == (single == "highs")
+        assert choose_engine(m, "auto", workers=1) == (single, "exact")  # deterministic
+        assert choose_engine(m, "exact", workers=2) == (single, "exact")
+        assert choose_engine(m, "auto", workers=2) == ("cpsat", "lns")
 
 
 def test_default_solve_uses_every_core(instance, exact):

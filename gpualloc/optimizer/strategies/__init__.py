@@ -82,39 +82,34 @@ def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
     return "exact"
 
 
-SINGLE_MIN_VARS = 2_000  # one worker: from here HiGHS alone may beat CP-SAT alone ...
-# ... when windows are narrow: at most NARROW_PER_JOB placements per job on average (README)
+EXACT_MAX_VARS = 5_000  # auto: below this CP-SAT on the whole model (README)
+# on narrow windows (at most NARROW_PER_JOB placements per job on average) HiGHS alone beats
+# CP-SAT alone on one thread; with more, LNS takes HiGHS branch and bound beside it
 from .beside import NARROW_PER_JOB  # noqa: E402
 
 
 def choose_engine(model: LinearModel, strategy: str = "auto",
                   workers: int = 1) -> tuple[str, str]:
-    """``(backend, strategy)`` for ``backend="auto"``: LNS above ``lns.LNS_THRESHOLD``
-    variables, and from ``portfolio.PORTFOLIO_MIN_VARS`` when there are two workers or more
-    (then with HiGHS branch and bound beside it, fed its incumbents, up to
-    ``lns.MIP_MAX_VARS``: measured better than the portfolio, README); with one worker HiGHS alone
-    from ``SINGLE_MIN_VARS`` variables (measured: better plans and bounds than CP-SAT on one
-    thread there) when windows are narrow (at most ``NARROW_PER_JOB`` placements per job on
-    average), else CP-SAT, which searches wide windows far better; CP-SAT on the whole model
-    below ``SINGLE_MIN_VARS`` (it proves those optima in seconds).
-    An explicit ``strategy`` runs on CP-SAT (``exact``: the engine chosen as above)."""
+    """``(backend, strategy)`` for ``backend="auto"``, as measured on the 2-core machine
+    (README, "Plan quality and strategies"): CP-SAT on the whole model below
+    ``EXACT_MAX_VARS`` variables (it proves those optima fastest); above, with one worker
+    (deterministic), HiGHS alone when windows are narrow, else CP-SAT; with two workers or
+    more, and above ``lns.LNS_THRESHOLD`` always, LNS (with HiGHS branch and bound beside it
+    where that pays, ``strategies.beside``). An explicit ``lns`` or ``portfolio`` runs on
+    CP-SAT; ``exact`` on the engine chosen as for one worker."""
     from .lns import LNS_THRESHOLD
-    from .portfolio import PORTFOLIO_MIN_VARS, portfolio_available
 
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     n = model.num_vars
     if strategy in ("lns", "portfolio"):
         return "cpsat", strategy
-    if strategy == "auto" and n > LNS_THRESHOLD:
+    if n < EXACT_MAX_VARS:
+        return "cpsat", "exact"
+    if strategy == "auto" and (n > LNS_THRESHOLD or workers >= 2):
         return "cpsat", "lns"
-    if strategy == "auto" and workers >= 2 and n >= PORTFOLIO_MIN_VARS and \
-            portfolio_available():
-        return "cpsat", "lns"  # with HiGHS branch and bound beside it (strategies.beside)
     narrow = n <= NARROW_PER_JOB * max(1, len(model.by_job))
-    if workers == 1 and n >= SINGLE_MIN_VARS and narrow and _highs_available():
-        return "highs", "exact"
-    return "cpsat", "exact"
+    return ("highs" if narrow and _highs_available() else "cpsat"), "exact"
 
 
 def _highs_available() -> bool:
