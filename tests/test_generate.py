@@ -173,8 +173,10 @@ def test_medium_tier_model_stays_small(medium: Instance) -> None:
 
 
 def test_tiers() -> None:
-    assert set(TIERS) == {"medium", "large", "huge"}
+    assert set(TIERS) == {"medium", "large", "large-wide", "huge"}
     assert TIERS["large"]["jobs"] == 3000 and TIERS["huge"]["jobs"] == 20000
+    wide = dict(TIERS["large-wide"])
+    assert wide.pop("windows") == "wide" and wide == TIERS["large"]  # the large shape, wide
     with pytest.raises(ValueError, match="unknown tier"):
         tier_instance("enormous")
 
@@ -255,3 +257,25 @@ def test_cli_bench_needs_something_to_run() -> None:
     assert result.exit_code == 2
     result = CliRunner().invoke(app, ["bench", "--tier", "enormous"])
     assert result.exit_code == 2
+
+
+# -- wide windows ------------------------------------------------------------------------------
+def test_wide_windows_give_many_starts_per_option_and_solve_validly() -> None:
+    narrow = generate(**SMALL, seed=4)
+    wide = generate(**SMALL, seed=4, windows="wide")
+    assert [j.id for j in wide.jobs] == [j.id for j in narrow.jobs]
+    periods = wide.horizon.periods
+    assert all(wide.deadline(j) == periods for j in wide.jobs)
+    early = sum(j.release <= periods // 4 for j in wide.jobs)
+    assert early >= 0.8 * len(wide.jobs)  # chains may release a follower later
+    n_narrow, n_wide = build(narrow).num_vars, build(wide).num_vars
+    assert n_wide > 2 * n_narrow
+    plan = optimizer.solve(wide, "cpsat", time_limit=20)
+    check_plan(wide, plan)
+    again = generate(**SMALL, seed=4, windows="wide")
+    assert again == wide  # deterministic in the seed
+
+
+def test_unknown_windows_are_refused() -> None:
+    with pytest.raises(ValueError, match="windows must be one of"):
+        generate(**SMALL, seed=0, windows="sideways")

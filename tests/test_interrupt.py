@@ -28,6 +28,7 @@ import pytest
 
 from gpualloc.models import load_instance, load_plan, save_instance
 from gpualloc.models.validator import validate
+from gpualloc.sources.generate import generate
 from tests.conftest import ALL_BACKENDS
 from tests.strategies import random_instance
 
@@ -51,6 +52,23 @@ def hard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """300 jobs, 26 periods (~9,000 placements): every backend still searches after 25 s."""
     path = tmp_path_factory.mktemp("interrupt") / "hard.json"
     save_instance(random_instance(1, jobs=300, periods=26, clusters=3, caps=3), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shape users send, small: 600 jobs with wide windows (~50,000 placements, so
+    ``auto`` runs the LNS strategy: greedy, Lagrangian, LP thread, sub-solves)."""
+    path = tmp_path_factory.mktemp("interrupt") / "wide.json"
+    save_instance(generate(6, 8, 600, 26, seed=7, windows="wide"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wide_big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wide instance whose loading and model build take a while (~150,000 placements)."""
+    path = tmp_path_factory.mktemp("interrupt") / "wide-big.json"
+    save_instance(generate(10, 12, 1500, 40, seed=8, windows="wide"), path)
     return path
 
 
@@ -277,3 +295,54 @@ def test_sigkill_while_writing_never_leaves_a_truncated_plan(hard: Path, tmp_pat
     if text != previous:
         data = json.loads(text)  # the complete new plan
         assert data["status"] in ("feasible", "optimal")
+
+
+def test_signal_during_the_wide_lns_solve(wide: Path, tmp_path: Path) -> None:
+    """Greedy, Lagrangian, LP thread and CP-SAT sub-solves all see the stop."""
+    plan = tmp_path / "plan.json"
+    proc = start(solve_command(wide, plan, "cpsat"), stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE)
+    try:
+        wait_solving(proc, "cpsat")
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        took = wait_exit(proc, signalled)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, stderr = proc.communicate()
+    text = stderr.decode("utf-8", "replace")
+    assert "Traceback" not in text, text[-3000:]
+    assert proc.returncode == EXIT_INTERRUPTED, text[-3000:]
+    assert took <= EXIT_WITHIN, f"exited {took:.1f} s after the signal"
+    if plan.exists():  # stopped in the search: the best plan so far, whole and valid
+        check_written_plan(wide, plan, "greedy")
+    else:  # stopped before there was a plan: it says so
+        assert "no plan" in text
+
+
+def test_signal_while_loading_or_building_ends_at_once(wide_big: Path, tmp_path: Path) -> None:
+    """A signal the moment the handlers are up (the instance is being loaded or its model
+    built): exit 130 within seconds, and no plan file, or a complete valid one."""
+    plan = tmp_path / "plan.json"
+    proc = start(solve_command(wide_big, plan, "cpsat"), stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: handlers_installed(proc.pid), STARTUP, "signal handlers installed",
+                   proc)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        took = wait_exit(proc, signalled)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, stderr = proc.communicate()
+    text = stderr.decode("utf-8", "replace")
+    assert "Traceback" not in text, text[-3000:]
+    assert proc.returncode == EXIT_INTERRUPTED, text[-3000:]
+    assert took <= EXIT_WITHIN, f"exited {took:.1f} s after the signal"
+    assert "interrupted" in text
+    if plan.exists():
+        check_written_plan(wide_big, plan, "greedy")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "plan.json"]
+    assert leftovers == []

@@ -1,5 +1,10 @@
 """``gpualloc solve --time-limit T`` ends within T + 10% + 2 s, model building and writing included.
 
+The limit covers the whole command, loading included (the stop is made just before the
+handlers are installed). The wide-window case (LNS with its greedy, Lagrangian and LP phases)
+may also end with the one-line "no plan" message, exit 1, when the machine is too loaded to
+build its model in time.
+
 A real subprocess per backend on a moderate generated instance (300 jobs, 26 periods, ~9,000
 placements) that no backend solves to optimality in T = 3 s. The clock starts when ``solve``
 has loaded the instance and installed its signal handlers (``SigCgt`` in ``/proc``), just
@@ -20,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from gpualloc.models import save_instance
+from gpualloc.models import load_instance, load_plan, save_instance
+from gpualloc.models.validator import validate
+from gpualloc.sources.generate import generate
 from tests.conftest import ALL_BACKENDS
 from tests.strategies import random_instance
 from tests.test_interrupt import handlers_installed
@@ -78,3 +85,51 @@ def test_solve_ends_within_its_time_limit(moderate: Path, tmp_path: Path, backen
               f"status {plan['status']}")
     assert took <= budget(T), report
     assert plan["solve_seconds"] <= T * 1.1 + 0.5, report
+
+
+WIDE_T = 6.0
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wide windows (~50,000 placements): ``auto`` runs LNS with its greedy, Lagrangian and
+    LP phases, each of which must fit in the limit."""
+    path = tmp_path_factory.mktemp("time-limits") / "wide.json"
+    save_instance(generate(6, 8, 600, 26, seed=7, windows="wide"), path)
+    return path
+
+
+def test_wide_solve_ends_within_its_limit(wide: Path, tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    launched = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpualloc.cli", "solve", str(wide), "--time-limit", str(WIDE_T),
+         "--workers", "1", "--out", str(plan_path), "--quiet"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        started = None
+        while started is None and proc.poll() is None and time.monotonic() < launched + 120:
+            if handlers_installed(proc.pid):
+                started = time.monotonic()  # the stop exists: loading starts now
+            else:
+                time.sleep(0.01)
+        assert started is not None, "solve never started (or ended before we saw it)"
+        proc.wait(timeout=budget(WIDE_T) + 60)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    assert "Traceback" not in stderr, stderr[-2000:]
+    if proc.returncode == 1:  # the machine was too slow to build the model in time: it says so
+        assert "no plan: the time limit ended while building the model" in stderr
+        assert not plan_path.exists()
+    else:
+        assert proc.returncode == 0, stderr[-2000:]
+        plan = load_plan(plan_path)
+        assert validate(load_instance(wide), plan) == []
+        assert plan.status.value in ("feasible", "optimal")
+    assert took <= budget(WIDE_T), (f"{took:.2f} s from loading to exit (start-up "
+                                    f"{started - launched:.2f} s before)")

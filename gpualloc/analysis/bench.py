@@ -321,3 +321,118 @@ def write_csv(rows: Sequence[BenchRow], path: str | Path) -> None:
 
 __all__ = ["PEERS", "BenchRow", "PeerRow", "bench_targets", "is_instance_path", "known_optimum",
            "rows_to_csv", "run_bench", "run_peers", "write_csv"]
+
+
+# -- the whole command against its limit, and its stop after a signal --------------------------
+@dataclass
+class ProcessRow:
+    """One ``gpualloc solve`` process: ``kind`` ``limit`` (``asked`` = ``--time-limit``) or
+    ``sigint`` (``asked`` = seconds after launch the signal was sent, with a 120 s limit).
+    ``wall`` is launch to exit (interpreter start, loading, building, solving and writing);
+    ``after_signal`` the seconds from the signal to the exit; ``startup`` the seconds a bare
+    ``import gpualloc.cli`` takes here (interpreter start and imports, which come before the
+    limit's clock starts). ``ok``: the target is met: a limit run ends within max(1 s, 5 %) of
+    its limit (``wall - startup``) with a valid plan; a signalled run exits 130 within 2 s of
+    the signal, with a valid plan or no file."""
+
+    instance: str
+    backend: str
+    kind: str
+    asked: float
+    wall: float
+    after_signal: float | None
+    exit_code: int
+    status: str | None
+    objective: float | None
+    valid: bool | None
+    ok: bool
+    startup: float = 0.0
+
+
+SIGNAL_LIMIT = 120.0  # the --time-limit of a signalled run
+SIGNAL_WITHIN = 2.0
+
+
+def process_checks(label: str, path: str | Path, instance: Instance, backend: str,
+                   limits: Sequence[float] = (), signal_at: Sequence[float] = (),
+                   on_row: Callable[[ProcessRow], None] | None = None) -> list[ProcessRow]:
+    """Run ``gpualloc solve`` on ``path`` as a fresh process once per limit and once per
+    signal time (see ``ProcessRow``); each plan written is checked with the validator."""
+    rows = []
+    startup = startup_seconds()
+    for limit in limits:
+        rows.append(_process_run(label, path, instance, backend, limit, None, startup))
+        if on_row is not None:
+            on_row(rows[-1])
+    for at in signal_at:
+        rows.append(_process_run(label, path, instance, backend, SIGNAL_LIMIT, at, startup))
+        if on_row is not None:
+            on_row(rows[-1])
+    return rows
+
+
+def _default_signals() -> None:
+    """In the child: SIGINT and SIGTERM at their defaults (a bench started in the background
+    of a shell has SIGINT ignored, which its children would inherit)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def startup_seconds() -> float:
+    """Seconds a fresh ``python -c "import gpualloc.cli"`` takes here."""
+    import subprocess
+    import time
+
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import gpualloc.cli"], check=False)
+    return time.monotonic() - began
+
+
+def _process_run(label: str, path: str | Path, instance: Instance, backend: str,
+                 limit: float, signal_at: float | None, startup: float) -> ProcessRow:
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    from ..models import load_plan
+    from ..models.validator import validate
+
+    with tempfile.TemporaryDirectory(prefix="gpualloc-bench-") as folder:
+        plan_path = Path(folder) / "plan.json"
+        args = [sys.executable, "-m", "gpualloc.cli", "solve", str(path), "--quiet",
+                "--backend", backend, "--time-limit", str(limit), "--out", str(plan_path)]
+        launched = time.monotonic()
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=_default_signals)
+        signalled = None
+        if signal_at is not None:
+            try:
+                proc.wait(timeout=signal_at)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGINT)
+                signalled = time.monotonic()
+        try:
+            proc.wait(timeout=limit + GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        ended = time.monotonic()
+        status = objective = valid = None
+        if plan_path.exists():
+            plan = load_plan(plan_path)
+            status, objective = plan.status.value, plan.objective
+            valid = not validate(instance, plan)
+    wall = ended - launched
+    after = None if signalled is None else ended - signalled
+    if signal_at is None:
+        ok = proc.returncode == 0 and bool(valid) and \
+            wall - startup <= limit + max(1.0, 0.05 * limit)
+    else:
+        ok = proc.returncode == 130 and after is not None and after <= SIGNAL_WITHIN \
+            and valid is not False
+    return ProcessRow(label, backend, "limit" if signal_at is None else "sigint",
+                      limit if signal_at is None else signal_at, wall, after, proc.returncode,
+                      status, objective, valid, ok, round(startup, 2))

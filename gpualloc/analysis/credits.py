@@ -25,14 +25,13 @@ the grants. Beside these it shows what the value-optimal plan actually spends pe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from ..models import Instance, Plan, SolveStatus
 from ..models.metrics import plan_metrics
-from ..optimizer.backends import BackendResult, SolveParams, get_backend
-from ..optimizer.model.formulation import LinearModel, Placement, build
+from ..models.rules import objective_of
+from ..optimizer.model.formulation import LinearModel, Placement
 from ..optimizer.solve import solve
 
 
@@ -54,47 +53,26 @@ def solve_custom(instance: Instance, objective: Callable[[Placement], float], *,
                  backend: str = "cpsat", time_limit: float | None = 60.0, seed: int = 0,
                  workers: int = 1, gap_tolerance: float = 1e-6,
                  warm_start: Plan | None = None) -> CustomResult:
-    """Maximise ``sum objective(placement) * x`` subject to every rule of ``instance``."""
-    began = time.perf_counter()
-    engine = get_backend(backend)
-    model = build(instance)
-    custom = LinearModel(placements=model.placements, rows=model.rows,
-                         objective=[float(objective(p)) for p in model.placements],
-                         by_job=model.by_job, ineligible=model.ineligible,
-                         infeasible=model.infeasible)
-    start = custom.encode(list(warm_start.assignments)) if warm_start is not None else None
-    params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
-                         gap_tolerance=gap_tolerance)
-    if custom.infeasible:
-        raw = BackendResult("infeasible")
-    elif custom.num_vars == 0:
-        raw = BackendResult("optimal", [], 0.0)
-    else:
-        remaining = None if time_limit is None else max(
-            0.01, time_limit - (time.perf_counter() - began))
-        raw = engine.solve(custom, SolveParams(time_limit=remaining, seed=seed, workers=workers,
-                                               gap_tolerance=gap_tolerance), start)
-    values = raw.values
-    if start is not None and not custom.check(start) and (
-            values is None or custom.objective_value(start) > custom.objective_value(values)):
-        values = start
-    if values is None:
-        return CustomResult(raw.status if raw.status == "infeasible" else "unknown", None,
-                            raw.bound, None)
-    value = custom.objective_value(values)
-    bound = max(raw.bound, value) if raw.bound is not None else None
-    proven = raw.status == "optimal" and bound is not None and \
-        bound - value <= gap_tolerance * max(1.0, abs(bound)) + 1e-9
-    assignments = custom.decode(values)
-    assigned = {a.job for a in assignments}
-    plan = Plan(instance=instance.name, status=SolveStatus.FEASIBLE,
-                objective=model.objective_value(values), backend=engine.name,
-                solve_seconds=time.perf_counter() - began, assignments=tuple(assignments),
-                unscheduled=tuple(j.id for j in instance.jobs if j.id not in assigned),
-                seed=seed, parameters=params.as_dict(), model_size=model.size(),
-                ineligible=tuple(model.ineligible),
-                summary={"custom_objective": value, "custom_bound": bound,
-                         "custom_status": "optimal" if proven else "feasible"})
+    """Maximise ``sum objective(placement) * x`` subject to every rule of ``instance``: the one
+    pipeline (``optimizer.solve`` with ``customize``) on the instance's model with its objective
+    replaced; the plan returned carries the instance's own objective."""
+
+    def custom(model: LinearModel) -> None:
+        model.objective[:] = [float(objective(p)) for p in model.placements]
+
+    solved = solve(instance, backend, time_limit=time_limit, seed=seed, workers=workers,
+                   gap_tolerance=gap_tolerance, warm_start=warm_start, strategy="exact",
+                   customize=custom)
+    if not solved.is_feasible:
+        status = "infeasible" if solved.status == SolveStatus.INFEASIBLE else "unknown"
+        return CustomResult(status, None, solved.bound, None)
+    value, bound = solved.objective, solved.bound
+    proven = solved.status == SolveStatus.OPTIMAL
+    plan = solved.model_copy(update={
+        "status": SolveStatus.FEASIBLE, "objective": objective_of(instance, solved.assignments),
+        "bound": None, "gap": None,
+        "summary": {"custom_objective": value, "custom_bound": bound,
+                    "custom_status": "optimal" if proven else "feasible"}})
     return CustomResult("optimal" if proven else "feasible", value, bound, plan)
 
 

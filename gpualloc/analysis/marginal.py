@@ -258,6 +258,7 @@ def lp_relaxation_duals(instance: Instance) -> dict[str, float] | None:
     except ImportError:
         return None
     from ..optimizer.backends.mip import _swallow_highs_banner, pulp_highs
+    from ..optimizer.model.pulp import to_pulp
 
     model = build(instance)
     if model.infeasible:
@@ -267,21 +268,9 @@ def lp_relaxation_duals(instance: Instance) -> dict[str, float] | None:
     _swallow_highs_banner()
     # Minimise the negated objective: PuLP reports a minimisation's duals with one sign
     # convention for every solver (d objective / d rhs), so the gain per unit is -pi.
-    prob = pulp.LpProblem("gpualloc_lp", pulp.LpMinimize)
-    if hasattr(prob, "add_variable"):  # PuLP >= 3.3
-        x = [prob.add_variable(f"x{i}", 0, 1) for i in range(model.num_vars)]
-    else:  # pragma: no cover - older PuLP
-        x = [pulp.LpVariable(f"x{i}", lowBound=0, upBound=1) for i in range(model.num_vars)]
-    prob.setObjective(pulp.LpAffineExpression(
-        [(x[i], -c) for i, c in enumerate(model.objective) if c != 0.0]))
-    senses = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
-    rows = []
-    for k, row in enumerate(model.rows):
-        expr = pulp.LpAffineExpression(
-            [(x[i], c) for i, c in zip(row.vars, row.coefs, strict=True)])
-        con = pulp.LpConstraint(expr, senses[row.sense], f"r{k}", row.rhs)
-        prob.addConstraint(con, f"r{k}")
-        rows.append((row.name, con))
+    form = to_pulp(model, name="gpualloc_lp", relax=True, minimize=True)
+    prob = form.prob
+    rows = [(row.name, con) for row, con in zip(model.rows, form.constraints, strict=True)]
     if not rows:
         return {}
     prob.solve(pulp_highs(1, msg=False))

@@ -1,12 +1,30 @@
+# ruff: noqa: E402  (the early signal handlers go in before the other imports)
 """Core commands: solve, validate, schema, catalog, backends, bench."""
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import sys
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM before a command has installed its own handlers (while the interpreter
+    imports): end at once with exit 130 and nothing written, never a traceback."""
+    os.write(2, b"interrupted while starting: nothing written\n")
+    os._exit(130)
+
+
+for _signal in (signal.SIGINT, signal.SIGTERM):  # as early as the CLI can: its first import
+    if signal.getsignal(_signal) in (signal.default_int_handler, signal.SIG_DFL):
+        signal.signal(_signal, _interrupted_while_starting)
+
+import contextlib
+import json
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,7 +57,9 @@ def solve(
     backend: Annotated[str, typer.Option(
         help="Solver: auto (chosen for the model and workers), cpsat, highs, cbc, interval "
              "or greedy.")] = "auto",
-    time_limit: Annotated[float, typer.Option(help="Seconds, model building included.")] = 60.0,
+    time_limit: Annotated[float, typer.Option(
+        help="Seconds for the whole command: loading, model building, solving and writing."
+    )] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int | None, typer.Option(
         help="Solver threads (default: all available cores; 1 = deterministic).")] = None,
@@ -61,33 +81,74 @@ def solve(
              "side by side from 2 workers).")] = "auto",
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
-    inst = load(instance)
-    start = None
-    if warm_start is not None:
-        with input_errors():
-            start = models.load_plan(warm_start)
-
-    replan = replan_options(previous, now, stability)
-    with input_errors():
-        engine = backend if backend == "auto" else optimizer.get_backend(backend)
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
     if time_limit <= 0:
         fail("--time-limit must be positive")
+    # The limit covers the whole command: loading, building, solving and writing (the
+    # interpreter's start and imports come before; ``bench --limits-check`` reports them).
+    stop = optimizer.Stop(time_limit)
     if strategy not in optimizer.STRATEGIES:
         fail(f"--strategy must be one of {', '.join(optimizer.STRATEGIES)}, not {strategy!r}")
-    plan, interrupted = _solve_live(inst, engine, time_limit=time_limit, seed=seed,
-                                    workers=workers, gap_tolerance=gap, warm_start=start,
-                                    strategy=strategy, show=not quiet and out.is_terminal,
-                                    **replan)
-    if out_path is not None and (plan.is_feasible or not interrupted):
+    with input_errors():
+        engine = backend if backend == "auto" else optimizer.get_backend(backend)
+
+    def prepare() -> dict[str, Any]:  # in the worker: a signal may stop the command meanwhile
+        inst = load(instance)
+        start = None
+        if warm_start is not None:
+            with input_errors():
+                start = models.load_plan(warm_start)
+        return {"inst": inst, "warm_start": start,
+                **replan_options(previous, now, stability)}
+
+    before = set(threading.enumerate())
+    result = _solve_live(prepare, engine, stop, show=not quiet and out.is_terminal,
+                         time_limit=time_limit, seed=seed, workers=workers,
+                         gap_tolerance=gap, strategy=strategy)
+    try:
+        _report(result, out_path, report_path, quiet, previous is not None)
+    except typer.Exit as e:
+        _leave(e.exit_code, before)
+        raise
+    _leave(0, before)
+
+
+def _leave(code: int, before: set[threading.Thread]) -> None:
+    """End the process now when a thread this solve started is still running (a loader past
+    its limit, an LP left behind): at interpreter exit such a thread, unwound inside native
+    code, would abort the process ("exception not rethrown"). Output is flushed first."""
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()
+            and t.name.startswith("gpualloc-")]
+    if left:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _report(result: _Outcome, out_path: Path | None, report_path: Path | None, quiet: bool,
+            replanned: bool) -> None:
+    """Write and print the outcome of ``solve``; raise ``typer.Exit`` with its exit code."""
+    if result.plan is None and result.expired and not result.interrupted:  # ended loading
+        err.print(f"[red]{result.why}[/red]")
+        raise typer.Exit(EXIT_NO_PLAN)
+    if result.plan is None:  # interrupted before there was any plan
+        err.print(f"[yellow]interrupted:[/yellow] {result.why}; no plan written")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    inst, plan, interrupted = result.inst, result.plan, result.interrupted
+    assert inst is not None
+    no_plan = plan.summary.get("no_plan")
+    if no_plan:
+        err.print(f"[red]{no_plan}[/red]")
+    keep = not no_plan and (plan.is_feasible or not interrupted)
+    if out_path is not None and keep:
         models.save_plan(plan, out_path, inst)
     print_plan(inst, plan, brief=quiet)
-    if replan:
+    if replanned:
         print_changes(plan)
-    if out_path is not None:
+    if out_path is not None and keep:
         out.print(f"plan written to {out_path}")
-    if report_path is not None and (plan.is_feasible or not interrupted):
+    if report_path is not None and keep:
         write_report(inst, plan, report_path)
     if interrupted:
         err.print("[yellow]interrupted:[/yellow] best plan so far returned")
@@ -96,56 +157,97 @@ def solve(
         raise typer.Exit(EXIT_NO_PLAN)
 
 
-def _solve_live(inst: Instance, engine: optimizer.Backend | str, show: bool,
-                **kwargs: Any) -> tuple[Plan, bool]:
-    """Solve with a live incumbent/bound line; SIGINT/SIGTERM stop the search gracefully.
+GRACE = 1.5  # seconds the command waits for the solve after a signal before it gives up
+RESERVE = 0.3  # seconds kept back from the solve for writing and printing the plan ...
+RESERVE_LOAD_SHARE = 0.5  # ... plus this share of the loading time (it scales the same way)
 
-    The solve runs in a worker thread while the main thread waits in short slices: Python runs
-    signal handlers only in the main thread, between bytecodes, so a solver blocking the main
-    thread in native code would hold the handler (and the stop) back until its time limit.
+
+@dataclass
+class _Outcome:
+    inst: Instance | None = None
+    plan: Plan | None = None
+    interrupted: bool = False
+    why: str = ""
+    expired: bool = False  # the limit ended before there was a plan
+
+
+def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend | str,
+                stop: optimizer.Stop, show: bool, **kwargs: Any) -> _Outcome:
+    """Load and solve in a worker thread under ``stop``; SIGINT/SIGTERM request the stop.
+
+    The main thread waits in short slices: Python runs signal handlers only in the main
+    thread, between bytecodes, so a solver blocking it in native code would hold the handler
+    (and the stop) back. After a signal every phase returns within a second or two; if the
+    worker has not returned ``GRACE`` s after it, the command ends without a plan.
     """
-    interrupted = threading.Event()
+    box: dict[str, Any] = {}
+    outcome = _Outcome()
+    live: Live | None = None
 
-    def stop(signum: int, frame: object) -> None:
-        interrupted.set()
-        halt: Callable[[], None] | None = getattr(engine, "stop", None)
-        if halt is not None:
-            halt()
+    def on_signal(signum: int, frame: object) -> None:
+        stop.request()
+        box.setdefault("signalled", time.monotonic())
 
-    def run(**extra: Any) -> Plan:
-        box: dict[str, Any] = {}
+    def progress(p: optimizer.Progress) -> None:
+        if live is not None:
+            live.update(f"[cyan]{p.seconds:6.1f}s[/cyan]  incumbent {fmt(p.objective)}  "
+                        f"bound {fmt(p.bound)}  gap {pct(p.gap)}")
 
-        def work() -> None:
-            try:
-                box["plan"] = optimizer.solve(inst, engine, **kwargs, **extra)
-            except BaseException as e:  # re-raised in the main thread below
-                box["error"] = e
+    def work() -> None:
+        try:
+            box["phase"] = "loading"
+            began = time.monotonic()
+            loaded = prepare()
+            loading = time.monotonic() - began
+            box["phase"] = "solving"
+            inst = box["inst"] = loaded.pop("inst")
+            if live is not None:
+                live.update("building the model ...")
+            left = stop.remaining()
+            reserve = RESERVE + RESERVE_LOAD_SHARE * loading
+            solve_stop = stop.child(seconds=None if left is None else
+                                    max(0.0, left - min(reserve, 0.25 * left)))
+            box["plan"] = optimizer.solve(inst, engine, stop=solve_stop,
+                                          progress=progress if live is not None else None,
+                                          incumbent=lambda p: box.setdefault("incumbent", p),
+                                          **kwargs, **loaded)
+        except BaseException as e:  # re-raised in the main thread below
+            box["error"] = e
 
-        worker = threading.Thread(target=work, name="gpualloc-solve", daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
-        if "error" in box:
-            raise box["error"]
-        return box["plan"]
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if not show:
-            plan = run()
-            return plan, interrupted.is_set()
-        with Live(console=err, refresh_per_second=4, transient=True) as live:
-            live.update("building the model ...")
-
-            def progress(p: optimizer.Progress) -> None:
-                live.update(f"[cyan]{p.seconds:6.1f}s[/cyan]  incumbent {fmt(p.objective)}  "
-                            f"bound {fmt(p.bound)}  gap {pct(p.gap)}")
-
-            plan = run(progress=progress)
-            return plan, interrupted.is_set()
+        with contextlib.ExitStack() as stack:
+            if show:
+                live = stack.enter_context(Live(console=err, refresh_per_second=4,
+                                                transient=True))
+                live.update("loading ...")
+            worker = threading.Thread(target=work, name="gpualloc-solve", daemon=True)
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.05)
+                signalled = box.get("signalled")
+                if signalled is not None and time.monotonic() - signalled > GRACE:
+                    outcome.why = "the solve did not return in time"
+                    box.setdefault("plan", box.get("incumbent"))  # the best plan so far
+                    break
+                left = stop.remaining()
+                if box.get("phase") == "loading" and left is not None and left < -GRACE:
+                    outcome.why = "no plan: the time limit ended while loading the instance"
+                    outcome.expired = True
+                    break
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    outcome.interrupted = stop.interrupted
+    if "error" in box:
+        if outcome.interrupted and not isinstance(box["error"], typer.Exit | SystemExit):
+            outcome.why = f"stopped while loading ({type(box['error']).__name__})"
+            return outcome
+        raise box["error"]
+    outcome.inst, outcome.plan = box.get("inst"), box.get("plan")
+    if outcome.plan is None and not outcome.why:
+        outcome.why = "stopped before the model was built"
+    return outcome
 
 
 def print_plan(inst: Instance, plan: Plan, brief: bool = False) -> None:
@@ -301,6 +403,16 @@ def bench(
     philly: Annotated[Path | None, typer.Option(
         help="Also replay the Philly trace: its jobs.json (machine_list.csv next to it).")]
     = None,
+    limits_check: Annotated[bool, typer.Option(
+        "--limits-check", help="Instead: run `gpualloc solve` as a process per --limits value "
+                               "and report its wall time against the limit.")] = False,
+    interrupts: Annotated[bool, typer.Option(
+        "--interrupts", help="Instead: send SIGINT to `gpualloc solve` at each --signal-at "
+                             "second and report how long it takes to stop.")] = False,
+    limits: Annotated[str, typer.Option(help="--limits-check: comma-separated seconds.")]
+    = "5,20,120",
+    signal_at: Annotated[str, typer.Option(
+        help="--interrupts: comma-separated seconds after launch.")] = "3,8,15",
 ) -> None:
     """Benchmark backends: status, objective, bound, gap, median seconds, peak memory."""
     from ..analysis.bench import run_bench, write_csv
@@ -308,9 +420,13 @@ def bench(
     names = [b.strip() for b in backend.split(",") if b.strip()]
     if runs < 1 or time_limit <= 0:
         fail("--runs must be >= 1 and --time-limit > 0")
-    from .scale import bench_items
+    from .scale import bench_items, process_bench
 
     items = bench_items(targets or [], minimize, tier or [], philly)
+    if limits_check or interrupts:
+        process_bench(items, targets or [], names, limits if limits_check else "",
+                      signal_at if interrupts else "", csv)
+        return
     workers = optimizer.available_cores() if workers is None else workers
     if peers:
         _bench_peers(items, time_limit, seed, workers, csv)

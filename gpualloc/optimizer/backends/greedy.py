@@ -26,16 +26,10 @@ from .base import BackendResult, Capabilities, ProgressCallback, SolveParams
 RESCREEN_AFTER = 20_000  # failed exact checks in a pass before the survivors are screened again
 
 
-def density(model: LinearModel, i: int) -> float:
-    """Objective per GPU-period of placement ``i``: the greedy's order."""
-    p = model.placements[i]
-    return model.objective[i] / max(1.0, p.gpus * p.periods)
-
-
 def densities(model: LinearModel) -> np.ndarray:
-    """``density`` of every placement, vectorised."""
-    size = np.fromiter((p.gpus * p.periods for p in model.placements), np.float64,
-                       model.num_vars)
+    """Objective per GPU-period of every placement: the greedy's order (and the LP's first
+    columns)."""
+    size = (model.field("gpus") * model.field("periods")).astype(np.float64)
     return np.asarray(model.objective, dtype=np.float64) / np.maximum(1.0, size)
 
 
@@ -64,7 +58,7 @@ def greedy_values(model: LinearModel, order: list[int] | None = None,
     mandatory = forced[job_of]
     cost = mat.cost
     if order is None:
-        first = np.fromiter((p.start for p in model.placements), np.int64, n)
+        first = model.field("start")
         ranked = np.lexsort((np.arange(n), first, -densities(model), ~mandatory))
     else:
         ranked = np.asarray(order, dtype=np.int64)
@@ -78,6 +72,8 @@ def greedy_values(model: LinearModel, order: list[int] | None = None,
     changed = True
     while changed:
         changed = False
+        if stop is not None and stop.stopped:
+            break
         todo = _screen(ranked[~placed[job_of[ranked]]], mat, lhs, limit, entry_col)
         lhs_l, limit_l = lhs.tolist(), limit.tolist()
         taken = placed.tolist()
@@ -104,6 +100,8 @@ def greedy_values(model: LinearModel, order: list[int] | None = None,
                 failed += 1
                 if failed >= RESCREEN_AFTER:  # many misses: screen the rest at once again
                     failed = 0
+                    if stop is not None and stop.stopped:
+                        return values.tolist()
                     lhs[:] = lhs_l
                     rest = np.asarray(candidates[k:], dtype=np.int64)
                     rest = rest[~np.asarray(taken)[job_of[rest]]]
@@ -119,11 +117,16 @@ def _screen(cands: np.ndarray, mat, lhs: np.ndarray, limit: np.ndarray,
     """The candidates (in their order) whose every row still has room for them."""
     if len(cands) == 0:
         return cands
-    take = concat_ranges(mat.col_ptr, np.unique(cands))
-    r = mat.col_rows[take]
-    over = lhs[r] + mat.col_vals[take] > limit[r]
+    room = limit - lhs
+    if 4 * len(cands) >= mat.n:  # most columns: every entry at once is cheaper than a gather
+        over = np.flatnonzero(mat.col_vals > room[mat.col_rows])
+        bad_cols = entry_col[over]
+    else:
+        take = concat_ranges(mat.col_ptr, cands)
+        over = mat.col_vals[take] > room[mat.col_rows[take]]
+        bad_cols = entry_col[take[over]]
     bad = np.zeros(mat.n, dtype=bool)
-    bad[entry_col[take[over]]] = True
+    bad[bad_cols] = True
     return cands[~bad[cands]]
 
 

@@ -406,6 +406,9 @@ class IntervalBackend:
               stop: Stop | None = None, on_plan: PlanCallback | None = None) -> BackendResult:
         stop = stop if stop is not None else params.stop()
         began = time.perf_counter()
+        if stop.stopped:
+            return BackendResult("unknown", stats={
+                "stopped": f"{stop.why()} before the search began"})
 
         def found(values: list[float], objective: float) -> None:
             if progress is not None:

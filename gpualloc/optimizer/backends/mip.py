@@ -99,7 +99,8 @@ class CbcBackend:
         _watch_cbc_processes()
         killed: list[str] = []
         _spawned.hook = lambda proc: threading.Thread(
-            target=_watch, args=(proc, stop, killed), daemon=True).start()
+            target=_watch, args=(proc, stop, killed), name="gpualloc-cbc-watch",
+            daemon=True).start()
         try:
             solver = _cbc_command(
                 stop=stop, msg=False, timeLimit=stop.budget(floor=1.0),

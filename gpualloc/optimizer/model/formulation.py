@@ -25,7 +25,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -93,11 +94,15 @@ class LinearModel:
             "nonzeros": sum(len(r.vars) for r in self.rows),
         }
 
-    def matrix(self):  # -> model.matrix.Matrix
-        """The shared sparse-matrix view of the rows (built once, cached)."""
+    def field(self, name: str, dtype: type = np.int64) -> np.ndarray:
+        """One ``Placement`` field of every variable as a numpy array (``"start"``, ...)."""
+        return np.fromiter(map(attrgetter(name), self.placements), dtype, self.num_vars)
+
+    def matrix(self, stop: Stop | None = None):  # -> model.matrix.Matrix
+        """The shared sparse-matrix view of the rows (built once, cached; see ``matrix``)."""
         from .matrix import matrix
 
-        return matrix(self)
+        return matrix(self, stop)
 
     def forced_jobs(self) -> set[str]:
         """Jobs that must run: those with an ``== 1`` assignment row (mandatory or frozen)."""
@@ -108,26 +113,32 @@ class LinearModel:
         """A proven upper bound on ``sum objective * x`` (without ``objective_offset``, like
         every backend's bound): every job at its best placement, ignoring all shared rows."""
         forced = self.forced_jobs()
-        total = 0.0
-        for job, idx in self.by_job.items():
-            if idx:
-                best = max(self.objective[i] for i in idx)
-                total += best if job in forced else max(0.0, best)
-        return total
+        jobs = [(job, idx) for job, idx in self.by_job.items() if idx]
+        if not jobs:
+            return 0.0
+        order = np.fromiter((i for _, idx in jobs for i in idx), np.int64)
+        firsts = np.cumsum([0] + [len(idx) for _, idx in jobs[:-1]])
+        best = np.maximum.reduceat(np.asarray(self.objective, dtype=np.float64)[order], firsts)
+        must = np.fromiter((job in forced for job, _ in jobs), bool, len(jobs))
+        return float(sum(np.where(must, best, np.maximum(best, 0.0)).tolist(), 0.0))
 
     def objective_value(self, values: list[float]) -> float:
+        return sum(self.objective[i] for i in self.chosen(values))
+
+    def chosen(self, values: list[float]) -> list[int]:
+        """The variables set (> 0.5) in ``values``, in index order."""
         if len(values) != self.num_vars:
             raise ValueError(f"{len(values)} values for {self.num_vars} variables")
-        return sum(c for c, v in zip(self.objective, values, strict=True) if v > 0.5)
+        return np.flatnonzero(np.asarray(values, dtype=np.float64) > 0.5).tolist()
 
     def decode(self, values: list[float]) -> list[Assignment]:
         """Assignments of a 0/1 solution vector."""
         out = []
-        for p, v in zip(self.placements, values, strict=True):
-            if v > 0.5:
-                out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
-                                      gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
-                                      value=p.value, option=p.option))
+        for i in self.chosen(values):
+            p = self.placements[i]
+            out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
+                                  gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
+                                  value=p.value, option=p.option))
         return out
 
     def encode(self, assignments: list[Assignment]) -> list[float]:
@@ -153,17 +164,18 @@ def build(instance: Instance, stop: Stop | None = None) -> LinearModel:
     ``StopRequested`` (its detail: the placements made so far)."""
     model = LinearModel()
     check = _checker(model, stop)
-    with _gc_paused():
+    with gc_paused():
         blocks = _add_placements(model, instance, check)
         check()
         _assignment_rows(model, instance)
-        _capacity_rows(model, instance)
+        _capacity_rows(model, instance, check)
         check()
         _precedence_rows(model, instance, blocks, check)
         _credit_rows(model, instance, blocks)
         check()
-        _cap_rows(model, instance, blocks)
-    check()
+        _cap_rows(model, instance, blocks, check)
+        check()
+        model.matrix(stop)  # every consumer shares it: built here, under the same stop
     return model
 
 
@@ -177,7 +189,7 @@ def _checker(model: LinearModel, stop: Stop | None):
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cycle collector: a big model is millions of new lists and placements, none in
     a cycle, and collection passes over them would take a third of the build."""
     enabled = gc.isenabled()
@@ -205,6 +217,9 @@ class _Block:
     def upto(self, last_start: int) -> range:
         """The vars of the block starting at or before ``last_start``."""
         return range(self.first, self.first + bisect_right(self.starts, last_start))
+
+
+_make = Placement._make  # tuple.__new__ straight from C: a third of the time of Placement(...)
 
 
 def _add_placements(model: LinearModel, instance: Instance, check=lambda: None) -> list[_Block]:
@@ -259,9 +274,9 @@ def _add_placements(model: LinearModel, instance: Instance, check=lambda: None) 
                 blocks.append(_Block(first, job, cluster, option.accelerator, option.gpus, n,
                                      cost, starts))
                 idx.extend(range(first, first + len(starts)))
-                model.placements.extend([  # positional: job, option, cluster, accelerator, ..
-                    Placement(job.id, k, cluster.id, option.accelerator, option.gpus, s, n, cost,
-                              value) for s in starts])
+                model.placements.extend(map(_make, zip(  # job, option, cluster, accelerator, ..
+                    repeat(job.id), repeat(k), repeat(cluster.id), repeat(option.accelerator),
+                    repeat(option.gpus), starts, repeat(n), repeat(cost), repeat(value))))
                 model.objective.extend([weight * value - cost_weight * cost] * len(starts))
     return blocks
 
@@ -280,11 +295,11 @@ def _assignment_rows(model: LinearModel, instance: Instance) -> None:
                                   "<=", 1.0))
 
 
-def _capacity_rows(model: LinearModel, instance: Instance) -> None:
-    model.rows.extend(capacity_rows(model, instance))
+def _capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) -> None:
+    model.rows.extend(capacity_rows(model, instance, check))
 
 
-def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
+def capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) -> list[Row]:
     """Rule 4 rows of ``instance``'s pools over ``model``'s placements (implied rows left out)."""
     horizon = instance.horizon.periods
     number: dict[tuple[str, str], int] = {}
@@ -294,9 +309,7 @@ def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
     placements = model.placements
     pool_of = np.array([number.get((p.cluster, p.accelerator), -1) for p in placements],
                        np.int64)
-    start = np.array([p.start for p in placements], np.int64)
-    periods = np.array([p.periods for p in placements], np.int64)
-    gpus = np.array([p.gpus for p in placements], np.int64)
+    start, periods, gpus = model.field("start"), model.field("periods"), model.field("gpus")
     # Cell pool * horizon + t: one entry per var and period it runs in, by cell and then var.
     first, stop = np.clip(start, 0, horizon), np.clip(start + periods, 0, horizon)
     period, var = _runs(first, np.where(pool_of >= 0, np.maximum(stop - first, 0), 0))
@@ -306,9 +319,10 @@ def capacity_rows(model: LinearModel, instance: Instance) -> list[Row]:
     bounds = np.concatenate(([0], np.cumsum(np.bincount(cell, minlength=cells)))).tolist()
     # GPUs per cell; float sums of integers far below 2**53, so exact like sum(coefs) was.
     load = np.bincount(cell, weights=gpus[var], minlength=cells).tolist()
-    coef = [float(p.gpus) for p in placements]
+    coef = gpus.astype(np.float64).tolist()
     rows = []
     for cluster in instance.clusters:
+        check()
         for pool in cluster.pools:
             k = number[(cluster.id, pool.accelerator)] * horizon
             for t in range(horizon):
@@ -381,15 +395,17 @@ def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -
                               [model.placements[i].cost for i in idx], "<=", startup.credits))
 
 
-def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
+def _cap_rows(model: LinearModel, instance: Instance, blocks: list[_Block],
+              check=lambda: None) -> None:
     horizon = instance.horizon.periods
-    start = np.array([p.start for p in model.placements], np.int64)
-    end = start + np.array([p.periods for p in model.placements], np.int64)
+    start = model.field("start")
+    end = start + model.field("periods")
     for cap in instance.caps:
         inside = _Uses(instance, cap, cap, blocks, start, end)
         share = None if cap.share_of is None else _Uses(instance, cap, cap.share_of, blocks,
                                                         start, end)
         for window in cap.windows(horizon):
+            check()
             label = f"{window.start}" if len(window) == 1 else f"{window.start}-{window[-1]}"
             terms = inside.terms(window)
             if cap.limit is not None and sum(terms.values()) > cap.limit:

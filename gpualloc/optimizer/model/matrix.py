@@ -10,22 +10,26 @@ greedy, the LP, the Lagrangian, LNS, re-planning and ``LinearModel.check`` all u
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .formulation import LinearModel
+from ..stop import Stop, StopRequested
+
+LinearModel = Any  # formulation.LinearModel (which imports this module: no import back)
 
 SENSES = {"<=": 0, ">=": 1, "==": 2}
+CHUNK_ROWS = 2000
 
 
 class Matrix:
     """A model's rows as CSR and CSC arrays (see the module doc)."""
 
-    def __init__(self, model: LinearModel) -> None:
+    def __init__(self, model: LinearModel, stop: Stop | None = None) -> None:
+        began = time.perf_counter()
         rows = model.rows
         n, m = model.num_vars, len(rows)
         lengths = np.fromiter((len(r.vars) for r in rows), np.int64, m)
@@ -34,17 +38,34 @@ class Matrix:
         self.row_ptr = np.zeros(m + 1, np.int64)
         np.cumsum(lengths, out=self.row_ptr[1:])
         self.rows = np.repeat(np.arange(m, dtype=np.int64), lengths)
-        self.cols = np.fromiter(chain.from_iterable(r.vars for r in rows), np.int64, nnz)
-        self.vals = np.fromiter(chain.from_iterable(r.coefs for r in rows), np.float64, nnz)
+        self.cols = np.empty(nnz, np.int64)
+        self.vals = np.empty(nnz, np.float64)
+        ptr = self.row_ptr.tolist()
+        for lo in range(0, m, CHUNK_ROWS):  # in chunks: a stop is seen within a fraction of 1 s
+            if stop is not None and stop.stopped:
+                raise StopRequested("building the model's matrix", stop.why() or "stop",
+                                    f"{n:,} placements")
+            part = rows[lo:lo + CHUNK_ROWS]
+            a, b = ptr[lo], ptr[min(m, lo + CHUNK_ROWS)]
+            self.cols[a:b] = np.fromiter(chain.from_iterable(r.vars for r in part), np.int64,
+                                         b - a)
+            self.vals[a:b] = np.fromiter(chain.from_iterable(r.coefs for r in part),
+                                         np.float64, b - a)
         self.sense = np.fromiter((SENSES[r.sense] for r in rows), np.int8, m)
         self.rhs = np.fromiter((r.rhs for r in rows), np.float64, m)
         order = _by_column(self.cols, n)
+        if stop is not None and stop.stopped:
+            raise StopRequested("building the model's matrix", stop.why() or "stop",
+                                f"{n:,} placements")
         self.col_rows = self.rows[order]
         self.col_vals = self.vals[order]
         self.col_ptr = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(self.cols, minlength=n), out=self.col_ptr[1:])
         self._model = model
         self.key = _key(model)
+        # how long this took: a measure of the model's size and of the machine's speed now,
+        # by which ``solve`` keeps time back for making the plan and freeing the model
+        self.seconds = time.perf_counter() - began
 
     @property
     def cost(self) -> np.ndarray:
@@ -98,10 +119,11 @@ def _key(model: LinearModel) -> tuple[int, int, int]:
     return (id(model.rows), len(model.rows), model.num_vars)
 
 
-def matrix(model: LinearModel) -> Matrix:
-    """The model's matrix view, built on first use and cached on the model."""
-    cached = getattr(model, "_matrix", None)  # the cache slot LinearModel declares
+def matrix(model: LinearModel, stop: Stop | None = None) -> Matrix:
+    """The model's matrix view, built on first use (under ``stop``: ``StopRequested`` when it
+    cannot finish) and cached on the model."""
+    cached = model._matrix
     if cached is None or cached.key != _key(model):
-        cached = Matrix(model)
+        cached = Matrix(model, stop)
         model._matrix = cached
     return cached

@@ -122,6 +122,8 @@ class LpRun:
             self._active = stop
             if self._cancelled:
                 stop.request()
+        if stop.stopped:
+            return LpBound(None, None, 0.0, "cancelled")
         mat = model.matrix()
         cost = mat.cost
         inf = highspy.kHighsInf
