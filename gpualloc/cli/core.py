@@ -115,15 +115,27 @@ def solve(
 
 
 def _leave(code: int, before: set[threading.Thread]) -> None:
-    """End the process now when a thread this solve started is still running (a loader past
-    its limit, an LP left behind): at interpreter exit such a thread, unwound inside native
-    code, would abort the process ("exception not rethrown"). Output is flushed first."""
+    """End the process now, output flushed, when it is the ``gpualloc`` command itself (not
+    the CLI called inside another program, a test runner say): the interpreter's teardown of
+    the solver libraries takes up to a second of the time limit on a loaded machine, and a
+    thread this solve started that is still running (a loader past its limit, an LP left
+    behind) would, unwound inside native code at exit, abort the process ("exception not
+    rethrown"). Inside another program such a thread ends the process too, for that reason."""
     left = [t for t in threading.enumerate() if t not in before and t.is_alive()
             and t.name.startswith("gpualloc-")]
-    if left:
+    if left or _is_the_command():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _is_the_command() -> bool:
+    """Whether this process is ``gpualloc`` / ``python -m gpualloc.cli`` (or ``gpualloc``)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in ("gpualloc.cli.__main__", "gpualloc.__main__"):
+        return True
+    return Path(sys.argv[0]).name == "gpualloc"
 
 
 def _report(result: _Outcome, out_path: Path | None, report_path: Path | None, quiet: bool,
@@ -157,7 +169,7 @@ def _report(result: _Outcome, out_path: Path | None, report_path: Path | None, q
         raise typer.Exit(EXIT_NO_PLAN)
 
 
-GRACE = 1.5  # seconds the command waits for the solve after a signal before it gives up
+GRACE = 1.0  # seconds the command waits for the solve after a signal before it gives up
 RESERVE = 0.3  # seconds kept back from the solve for writing and printing the plan ...
 RESERVE_LOAD_SHARE = 0.5  # ... plus this share of the loading time (it scales the same way)
 
@@ -178,7 +190,8 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
     The main thread waits in short slices: Python runs signal handlers only in the main
     thread, between bytecodes, so a solver blocking it in native code would hold the handler
     (and the stop) back. After a signal every phase returns within a second or two; if the
-    worker has not returned ``GRACE`` s after it, the command ends without a plan.
+    worker has not returned ``GRACE`` s after it, the command ends with the start's plan
+    (``solve``'s ``incumbent``) or, when there is none yet, without a plan.
     """
     box: dict[str, Any] = {}
     outcome = _Outcome()

@@ -139,6 +139,10 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
     elif work.stopped:
         skipped["search"] = f"{work.why()} before the search"
         raw = BackendResult("unknown")
+        if not start_valid:  # nothing to return: say so in one line
+            cause = "the time limit ended" if work.why() == "time limit" else "interrupted"
+            raw.stats["no_plan"] = (f"no plan: {cause} before a first plan was found (model "
+                                    f"of {model.num_vars:,} placements built)")
     else:
         if auto:
             engine_name, chosen = choose_engine(model, strategy, workers)

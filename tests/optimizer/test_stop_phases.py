@@ -154,6 +154,8 @@ def test_pipeline_stopped_after_the_build_skips_the_greedy_and_the_search(wide: 
     assert skipped["search"] == "interrupted before the search"
     if name != "greedy":
         assert skipped["greedy start"] == "interrupted before it began"
+    assert plan.summary["no_plan"].startswith("no plan: interrupted before a first plan was "
+                                              "found (model of ")
 
 
 def test_pipeline_keeps_a_warm_start_when_stopped_before_the_search(wide: Instance) -> None:
