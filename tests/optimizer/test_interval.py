@@ -96,3 +96,15 @@ def test_backend_stops_on_request(instance: Instance) -> None:
     stop.request()
     raw = IntervalBackend().solve(build(instance), SolveParams(time_limit=60), stop=stop)
     assert raw.status == "unknown" and raw.values is None
+
+
+def test_a_stop_during_the_build_ends_it(instance: Instance) -> None:
+    calls: list[int] = []
+
+    def should_stop() -> bool:  # false for the first check, true after: stops mid-build
+        calls.append(1)
+        return len(calls) > 1
+
+    result = solve_interval(build(instance), time_limit=60, should_stop=should_stop)
+    assert result.values is None and result.status == "unknown"
+    assert result.stats["stopped"] == "while building the model"

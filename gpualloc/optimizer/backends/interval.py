@@ -220,13 +220,25 @@ class _Builder:
         return v
 
 
-def build_interval(model: LinearModel, element_limit: int = ELEMENT_LIMIT) -> _Builder | None:
-    """The interval model of ``model``, or None when it would need too many element terms."""
+class _Stopped(Exception):
+    """``should_stop`` said so while the interval model was being built."""
+
+
+def build_interval(model: LinearModel, element_limit: int = ELEMENT_LIMIT,
+                   should_stop: Callable[[], bool] | None = None) -> _Builder | None:
+    """The interval model of ``model``, or None when it would need too many element terms.
+    Raises ``_Stopped`` when ``should_stop()`` turns true during the build."""
+
+    def check(k: int) -> None:
+        if should_stop is not None and k % 256 == 0 and should_stop():
+            raise _Stopped
+
     b = _Builder(model, element_limit)
     families: dict[tuple[str, str], list[tuple[int, dict[int, int], int]]] = defaultdict(list)
     edges: set[tuple[str, str]] = set()
     generic: list[Row] = []
-    for row in model.rows:
+    for k, row in enumerate(model.rows):
+        check(k)
         if row.kind == "assign" and b.assign(row):
             continue
         if row.kind == "precedence":
@@ -243,9 +255,11 @@ def build_interval(model: LinearModel, element_limit: int = ELEMENT_LIMIT) -> _B
         if not b.cumulative(rows):
             generic.extend(r for r in model.rows
                            if (r.kind, _family(r)) == key and b.running_at(r) is not None)
-    for job, dep in sorted(edges):
+    for k, (job, dep) in enumerate(sorted(edges)):
+        check(k)
         b.precedence(job, dep)
-    for row in generic:
+    for k, row in enumerate(generic):
+        check(k)
         b.linear(row)
         if b.elements > element_limit:
             return None
@@ -272,7 +286,11 @@ def solve_interval(model: LinearModel, *, time_limit: float | None, seed: int = 
     ``on_plan(values, objective)`` is called from CP-SAT's thread with each improving plan
     that passes ``model.check`` (a portfolio passes them on to the other searches)."""
     began = time.perf_counter()
-    b = build_interval(model, element_limit)
+    try:
+        b = build_interval(model, element_limit, should_stop)
+    except _Stopped:
+        return IntervalResult(None, "unknown", {"stopped": "while building the model",
+                                                "status_name": "UNKNOWN"})
     if b is None:
         return IntervalResult(None, "declined", {"reason": "too many element terms"})
     if should_stop is not None and should_stop():
