@@ -2,19 +2,21 @@
 
 The searches are strong in different places. The time-indexed CP-SAT model finds good plans
 and proves small optima; HiGHS's LP-based branch and bound closes the bound; the interval
-model (``backends.interval``: optional intervals, a cumulative per pool) finds plans where
-the time-indexed binaries search poorly (long jobs, wide windows), but proves nothing. All
+model (``backends.interval``: optional intervals, a cumulative per pool) finds plans fast on
+some models (the bundled portfolio's optimum in 5 s) but proves nothing. All
 solve the same neutral model, so each plan is valid and each bound is proven for it: the
 result is the best plan with the smallest bound.
 
-They exchange incumbents through an ``Exchange``: every plan the interval model finds (each
-checked against the neutral rows) is handed to the running HiGHS search as a user solution,
+They exchange incumbents through an ``Exchange``: every plan CP-SAT or the interval model
+finds (each checked against the neutral rows) is handed to the running HiGHS search as a user
+solution; the model builds run one after the other (CP-SAT's first: they hold the GIL),
 and all of them start from the best start there is: the warm start or greedy plan, or the
 greedy plan ordered by a short Lagrangian's reduced costs when that is better (its bound
 counts too).
 
 ``workers`` is split: HiGHS and the interval model one thread each, time-indexed CP-SAT the
-rest (at least one; so with two workers three searches share two cores: measured, README).
+rest (at least one); the interval model joins from ``INTERVAL_MIN_WORKERS`` workers (with
+two, a third search cost the other two more than it found: README).
 When one search proves its plan optimal (or the model infeasible), the others are stopped.
 A stop asked of the portfolio (its ``Stop``) stops all; each returns its incumbent.
 """
