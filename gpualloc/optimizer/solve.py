@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..models import Instance, Plan, SolveStatus, compute_gap
 from .backends import Backend, BackendResult, ProgressCallback, SolveParams, get_backend
@@ -145,8 +146,9 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
                                     f"of {model.num_vars:,} placements built)")
     else:
         if auto:
-            engine_name, chosen = choose_engine(model, strategy, workers)
+            engine_name, chosen, threads = choose_engine(model, strategy, workers)
             engine = get_backend(engine_name)
+            params = replace(params, workers=threads)
         else:
             chosen = choose_strategy(engine.name, model, strategy, workers)
         method = get_strategy(chosen)

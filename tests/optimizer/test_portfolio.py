@@ -112,16 +112,19 @@ def test_auto_engine_by_workers_and_size(instance):
     small = build(load_instance(ROOT / "instances" / "portfolio.yaml"))
     assert small.num_vars < EXACT_MAX_VARS
     for workers in (1, 2):
-        assert choose_engine(small, "auto", workers) == ("cpsat", "exact")
-    assert choose_engine(small, "lns", workers=1) == ("cpsat", "lns")
+        assert choose_engine(small, "auto", workers) == ("cpsat", "exact", workers)
+    assert choose_engine(small, "lns", workers=1) == ("cpsat", "lns", 1)
     wide = build(generate(3, 3, 120, 26, seed=1, windows="wide"))
     narrow = build(generate(6, 6, 500, 26, seed=1))
-    for m, single in ((wide, "cpsat"), (narrow, "highs")):
+    for m in (wide, narrow):
         assert m.num_vars >= EXACT_MAX_VARS, m.num_vars
-        assert (m.num_vars <= NARROW_PER_JOB * len(m.by_job)) == (single == "highs")
-        assert choose_engine(m, "auto", workers=1) == (single, "exact")  # deterministic
-        assert choose_engine(m, "exact", workers=2) == (single, "exact")
-        assert choose_engine(m, "auto", workers=2) == ("cpsat", "lns")
+    assert wide.num_vars > NARROW_PER_JOB * len(wide.by_job)
+    assert narrow.num_vars <= NARROW_PER_JOB * len(narrow.by_job)
+    for workers in (1, 2):  # wide windows: CP-SAT on one thread
+        assert choose_engine(wide, "auto", workers) == ("cpsat", "exact", 1)
+    assert choose_engine(narrow, "auto", 1) == ("highs", "exact", 1)  # deterministic
+    assert choose_engine(narrow, "exact", 2) == ("highs", "exact", 2)
+    assert choose_engine(narrow, "auto", 2) == ("cpsat", "lns", 2)
 
 
 def test_default_solve_uses_every_core(instance, exact):

@@ -89,27 +89,33 @@ from .beside import NARROW_PER_JOB  # noqa: E402
 
 
 def choose_engine(model: LinearModel, strategy: str = "auto",
-                  workers: int = 1) -> tuple[str, str]:
-    """``(backend, strategy)`` for ``backend="auto"``, as measured on the 2-core machine
-    (README, "Plan quality and strategies"): CP-SAT on the whole model below
-    ``EXACT_MAX_VARS`` variables (it proves those optima fastest); above, with one worker
-    (deterministic), HiGHS alone when windows are narrow, else CP-SAT; with two workers or
-    more, and above ``lns.LNS_THRESHOLD`` always, LNS (with HiGHS branch and bound beside it
-    where that pays, ``strategies.beside``). An explicit ``lns`` or ``portfolio`` runs on
-    CP-SAT; ``exact`` on the engine chosen as for one worker."""
+                  workers: int = 1) -> tuple[str, str, int]:
+    """``(backend, strategy, workers)`` for ``backend="auto"``, as measured on the 2-core
+    machine (README, "Plan quality and strategies"): CP-SAT on the whole model below
+    ``EXACT_MAX_VARS`` variables (it proves those optima fastest); above, on wide windows
+    (more than ``NARROW_PER_JOB`` placements per job on average) up to ``lns.LNS_THRESHOLD``,
+    CP-SAT on the whole model with one worker (medium shape: 0.1% in 60 s; two CP-SAT
+    workers 0.9%, LNS 1.5%); on narrow windows HiGHS alone with one worker (deterministic)
+    and LNS with HiGHS branch and bound beside it from two (``strategies.beside``); LNS above
+    ``lns.LNS_THRESHOLD`` always. An explicit ``lns`` or ``portfolio`` runs on CP-SAT with
+    every worker; ``exact`` on the engine chosen as for one worker."""
     from .lns import LNS_THRESHOLD
 
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     n = model.num_vars
     if strategy in ("lns", "portfolio"):
-        return "cpsat", strategy
+        return "cpsat", strategy, workers
     if n < EXACT_MAX_VARS:
-        return "cpsat", "exact"
-    if strategy == "auto" and (n > LNS_THRESHOLD or workers >= 2):
-        return "cpsat", "lns"
+        return "cpsat", "exact", workers
+    if strategy == "auto" and n > LNS_THRESHOLD:
+        return "cpsat", "lns", workers
     narrow = n <= NARROW_PER_JOB * max(1, len(model.by_job))
-    return ("highs" if narrow and _highs_available() else "cpsat"), "exact"
+    if not narrow:
+        return "cpsat", "exact", 1
+    if strategy == "auto" and workers >= 2:
+        return "cpsat", "lns", workers
+    return ("highs" if _highs_available() else "cpsat"), "exact", workers
 
 
 def _highs_available() -> bool:
