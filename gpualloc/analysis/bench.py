@@ -134,7 +134,8 @@ def _child(conn: Any, instance_data: dict[str, Any], backend: str, time_limit: f
         from ..optimizer.backends import get_backend
         from ..optimizer.solve import solve
 
-        get_backend(backend)  # imports the solver first, so its import is not timed
+        if backend != "auto":
+            get_backend(backend)  # imports the solver first, so its import is not timed
         instance = Instance.model_validate(instance_data)
         plan = solve(instance, backend, time_limit=time_limit, seed=seed, workers=workers)
         conn.send(("ok", plan.model_dump(mode="json"), _peak_mib()))
@@ -256,6 +257,52 @@ def _bench_one(label: str, data: dict[str, Any], problem: GapProblem | None, bac
                     len(seconds), optimum, None)
 
 
+PEERS = ("auto", "interval", "highs", "greedy")  # the default plan first, then its peers
+
+
+@dataclass
+class PeerRow:
+    """One run of ``run_peers``: a ``BenchRow`` and the default plan's objective divided by
+    this run's (``ratio``; None without both objectives or for a zero objective)."""
+
+    row: BenchRow
+    ratio: float | None
+
+
+def run_peers(targets: Sequence[Target], time_limit: float, seed: int = 0,
+              workers: int | None = None,
+              on_row: Callable[[PeerRow], None] | None = None) -> list[PeerRow]:
+    """Per target, the default plan (``backend="auto"``) against its peers at the same time
+    limit and workers: the plain interval model (``interval``), HiGHS alone on the whole
+    model (``highs``) and the greedy plan (``greedy``), each in a fresh process."""
+    from ..optimizer.solve import available_cores
+
+    workers = available_cores() if workers is None else workers
+    out: list[PeerRow] = []
+    installed = set(available_backends())
+    for label, instance, problem in targets:
+        optimum = known_optimum(problem) if problem is not None else None
+        data = instance.model_dump(mode="json", by_alias=True)
+        default: float | None = None
+        for backend in PEERS:
+            if backend != "auto" and backend not in installed:
+                row = BenchRow(label, backend, "unavailable", None, None, None, None,
+                               None, 0, optimum, f"backend {backend!r} is not installed here")
+            else:
+                row = _bench_one(label, data, problem, backend, time_limit, 1, seed,
+                                 workers, optimum)
+            if backend == "auto":
+                default = row.objective
+            ratio = None
+            if default is not None and row.objective:
+                ratio = default / row.objective
+            peer = PeerRow(row, ratio)
+            out.append(peer)
+            if on_row is not None:
+                on_row(peer)
+    return out
+
+
 def rows_to_csv(rows: Sequence[BenchRow]) -> str:
     """CSV text of rows, one column per ``BenchRow`` field (None as an empty cell)."""
     buf = io.StringIO()
@@ -272,8 +319,8 @@ def write_csv(rows: Sequence[BenchRow], path: str | Path) -> None:
     atomic_write_text(path, rows_to_csv(rows))
 
 
-__all__ = ["BenchRow", "bench_targets", "is_instance_path", "known_optimum", "rows_to_csv",
-           "run_bench", "write_csv"]
+__all__ = ["PEERS", "BenchRow", "PeerRow", "bench_targets", "is_instance_path", "known_optimum",
+           "rows_to_csv", "run_bench", "run_peers", "write_csv"]
 
 
 # -- the whole command against its limit, and its stop after a signal --------------------------

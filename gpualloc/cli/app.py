@@ -109,7 +109,7 @@ def load_plan_for(path: Path, inst: Instance, force: bool = False) -> models.Pla
     return plan
 
 
-BACKEND_HELP = ("Solver: cpsat, cbc, highs or greedy (a heuristic that proves nothing itself: "
+BACKEND_HELP = ("Solver: cpsat, cbc, highs, interval or greedy (heuristics that prove nothing: "
                 "its plan's bound is the trivial one, every job at its best placement).")
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Use a plan file even when it names another instance.")]

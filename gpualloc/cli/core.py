@@ -35,7 +35,6 @@ from rich.table import Table
 from .. import models, optimizer
 from ..models import Instance, Plan
 from .app import (
-    BACKEND_HELP,
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_NO_PLAN,
@@ -61,12 +60,16 @@ from .reports import write_report
 @app.command()
 def solve(
     instance: InstanceArg = None,
-    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "cpsat",
+    backend: Annotated[str, typer.Option(
+        help="Solver: auto (chosen for the model and workers), cpsat, highs, cbc, interval "
+             "or greedy (a heuristic that proves nothing itself: its plan's bound is the "
+             "trivial one, every job at its best placement).")] = "auto",
     time_limit: Annotated[float, typer.Option(
         help="Seconds for the whole command: loading, model building, solving and writing."
     )] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    workers: Annotated[int, typer.Option(help="Solver threads (1 = deterministic).")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Solver threads (default: all available cores; 1 = deterministic).")] = None,
     gap: Annotated[float, typer.Option(help="Relative gap to prove optimality.")] = 1e-6,
     warm_start: Annotated[Path | None, typer.Option(help="A plan file to start from.")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Write the plan here (JSON).")]
@@ -92,6 +95,8 @@ def solve(
              "bytes, 'none', or 'auto' = 0.6 x the machine's available memory.")] = "auto",
 ) -> None:
     """Solve an instance and print the plan's headline, start-ups, caps and pools."""
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
     check_writable(out_path, "the plan")
     check_writable(report_path, "the report")
     limit = memory_limit(max_memory)
@@ -103,7 +108,7 @@ def solve(
     if strategy not in optimizer.STRATEGIES:
         fail(f"--strategy must be one of {', '.join(optimizer.STRATEGIES)}, not {strategy!r}")
     with input_errors():
-        engine = optimizer.get_backend(backend)
+        engine = backend if backend == "auto" else optimizer.get_backend(backend)
 
     def prepare() -> dict[str, Any]:  # in the worker: a signal may stop the command meanwhile
         inst = load(instance)
@@ -197,7 +202,7 @@ class _Outcome:
     expired: bool = False  # the limit ended before there was a plan
 
 
-def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend,
+def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend | str,
                 stop: optimizer.Stop, show: bool, **kwargs: Any) -> _Outcome:
     """Load and solve in a worker thread under ``stop``; SIGINT/SIGTERM request the stop.
 
@@ -401,6 +406,34 @@ def catalog(
     out.print(t)
 
 
+def _bench_peers(items: list[Any], time_limit: float, seed: int, workers: int,
+                 csv: Path | None) -> None:
+    """``bench --peers``: one table, the default plan's row first, then its peers."""
+    from ..analysis.bench import run_peers, write_csv
+
+    table = Table(title=f"Default plan against its peers ({time_limit:g} s, {workers} workers)",
+                  title_justify="left")
+    for col in ("instance", "run", "status", "objective", "bound", "gap", "seconds",
+                "default ÷ run"):
+        table.add_column(col, justify="left" if col in ("instance", "run", "status")
+                         else "right")
+
+    def row_done(p: Any) -> None:
+        r = p.row
+        run = "default" if r.backend == "auto" else r.backend
+        table.add_row(r.instance, run, r.status, fmt(r.objective), fmt(r.bound), pct(r.gap),
+                      fmt(r.median_seconds), "" if p.ratio is None else f"{p.ratio:.4f}")
+        err.print(f"  {r.instance} {run}: {r.status} {fmt(r.objective)} "
+                  f"({fmt(r.median_seconds)} s)")
+
+    with input_errors():
+        rows = run_peers(items, time_limit, seed=seed, workers=workers, on_row=row_done)
+    out.print(table)
+    if csv is not None:
+        write_csv([p.row for p in rows], csv)
+        out.print(f"CSV written to {csv}")
+
+
 @app.command()
 def backends() -> None:
     """List solver backends and whether they are installed."""
@@ -417,7 +450,11 @@ def bench(
     time_limit: Annotated[float, typer.Option(help="Seconds per solve.")] = 60.0,
     runs: Annotated[int, typer.Option(help="Solves per instance and backend.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    workers: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Solver threads (default: all available cores).")] = None,
+    peers: Annotated[bool, typer.Option(
+        help="Per instance, the default plan against the interval model, HiGHS alone and "
+             "greedy at the same time limit, with the ratios.")] = False,
     minimize: Annotated[bool, typer.Option(help="Read GAP files as minimisation.")] = False,
     csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
     tier: Annotated[list[str] | None, typer.Option(
@@ -449,6 +486,10 @@ def bench(
     if limits_check or interrupts:
         process_bench(items, targets or [], names, limits if limits_check else "",
                       signal_at if interrupts else "", csv)
+        return
+    workers = optimizer.available_cores() if workers is None else workers
+    if peers:
+        _bench_peers(items, time_limit, seed, workers, csv)
         return
     table = Table(title="Benchmark", title_justify="left")
     for col in ("instance", "backend", "status", "objective", "bound", "gap", "known opt",

@@ -13,7 +13,7 @@ from .backends import (
 )
 from .model import LinearModel, build
 from .model.estimate import ModelEstimate, ModelTooLarge, check_memory, estimate
-from .solve import solve
+from .solve import available_cores, solve
 from .stop import Stop, StopRequested
 from .strategies import STRATEGIES, choose_strategy
 
@@ -30,6 +30,7 @@ __all__ = [
     "Stop",
     "StopRequested",
     "available_backends",
+    "available_cores",
     "backend_names",
     "build",
     "check_memory",

@@ -10,6 +10,7 @@ plan: the plan's status is ``unknown`` and ``summary["no_plan"]`` says why in on
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,20 +27,28 @@ from .backends import (
 from .backends.greedy import greedy_values
 from .model.formulation import LinearModel, build, gc_paused
 from .stop import Stop, StopRequested
-from .strategies import STRATEGIES, choose_strategy, get_strategy
+from .strategies import STRATEGIES, choose_engine, choose_strategy, get_strategy
 
 log = logging.getLogger(__name__)
 
 Customize = Callable[[LinearModel], None]
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def solve(
     instance: Instance,
-    backend: str | Backend = "cpsat",
+    backend: str | Backend = "auto",
     *,
     time_limit: float | None = 60.0,
     seed: int = 0,
-    workers: int = 1,
+    workers: int | None = None,
     gap_tolerance: float = 1e-6,
     warm_start: Plan | None = None,
     progress: ProgressCallback | None = None,
@@ -76,6 +85,11 @@ def solve(
     pipeline that way. ``incumbent(plan)`` receives the plan of the valid start (warm start or
     greedy) before the search begins: the best plan so far, for a caller that cannot wait.
 
+    ``backend``: ``"auto"`` (default) picks the engine and strategy for the model and the
+    workers (``strategies.choose_engine``); a backend name runs that backend.
+    ``workers``: solver threads, default all available cores (``available_cores``); with
+    ``workers=1`` and a seed the result is deterministic.
+
     ``strategy``: ``"exact"`` runs ``backend`` on the whole model; ``"lns"`` runs the LP bound
     plus CP-SAT large-neighbourhood search (``strategies.lns``); ``"portfolio"`` runs CP-SAT
     and HiGHS side by side (``strategies.portfolio``); ``"auto"`` (default) is
@@ -103,13 +117,15 @@ def solve(
 
 
 def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit: float | None,
-           seed: int, workers: int, gap_tolerance: float, warm_start: Plan | None,
+           seed: int, workers: int | None, gap_tolerance: float, warm_start: Plan | None,
            progress: ProgressCallback | None, log_search: bool, previous: Plan | None,
            now: int | None, stability: float, strategy: str, limits: dict[str, float] | None,
            customize: Customize | None, incumbent: Callable[[Plan], None] | None,
            model: LinearModel | None) -> Plan:
     began = time.perf_counter()
-    engine = get_backend(backend) if isinstance(backend, str) else backend
+    workers = available_cores() if workers is None else max(1, workers)
+    auto = backend == "auto"
+    engine = get_backend("cpsat" if auto else backend) if isinstance(backend, str) else backend
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     params = SolveParams(time_limit=time_limit, seed=seed, workers=workers,
@@ -170,7 +186,12 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
             raw.stats["no_plan"] = (f"no plan: {cause} before a first plan was found (model "
                                     f"of {model.num_vars:,} placements built)")
     else:
-        chosen = choose_strategy(engine.name, model, strategy, workers)
+        if auto:
+            engine_name, chosen, threads = choose_engine(model, strategy, workers)
+            engine = get_backend(engine_name)
+            params = replace(params, workers=threads)
+        else:
+            chosen = choose_strategy(engine.name, model, strategy, workers)
         method = get_strategy(chosen)
         raw = method.run(model, params, work, start, progress, engine=engine)
         name = method.label or engine.name
@@ -314,4 +335,4 @@ def _to_plan(instance: Instance, model: LinearModel, raw: BackendResult,
     )
 
 
-__all__ = ["STRATEGIES", "choose_strategy", "solve"]
+__all__ = ["STRATEGIES", "available_cores", "choose_engine", "choose_strategy", "solve"]

@@ -13,8 +13,9 @@ from gpualloc.models import InstanceError, InstanceWarning, load_instance, save_
 from gpualloc.models.checks import semantic_issues
 from gpualloc.models.validator import validate
 from gpualloc.sources.orlib_gap import GapProblem, parse_gap, read_gap
+from tests.conftest import HEURISTIC_BACKENDS
 
-HEURISTICS = {"greedy"}  # backends without a proven bound: no optimality claim expected
+HEURISTICS = HEURISTIC_BACKENDS  # backends without a proven bound: no optimality claim expected
 GAP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "gap"
 
 # 2 agents x 3 jobs. Job 3 on agent 1 needs 9 > b_1 = 5 GPUs: that option can never fit.

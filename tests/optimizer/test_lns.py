@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from gpualloc.models.validator import validate
 from gpualloc.optimizer import solve
@@ -15,6 +16,7 @@ from gpualloc.optimizer.solve import choose_strategy
 from gpualloc.optimizer.stop import Stop
 from gpualloc.optimizer.strategies.lns import LNS_THRESHOLD, lns_solve
 from gpualloc.optimizer.strategies.lp import lp_relaxation
+from tests.strategies import instances
 
 pytest.importorskip("highspy")
 pytest.importorskip("ortools")
@@ -72,3 +74,39 @@ def test_strategy_choice(model):
     with pytest.raises(ValueError):
         choose_strategy("cpsat", model, "nope")
     assert "lns" not in available_backends()  # a strategy of cpsat, not a backend
+
+
+def test_searches_beside_the_lns_exchange_plans_and_stay_valid(instance, model, exact):
+    result = lns_solve(model, SolveParams(time_limit=5, workers=3), Stop(5),
+                       greedy_values(model))
+    assert result.values is not None and model.check(result.values) == []
+    assert {"mip_status", "mip_offers", "interval_plans"} <= set(result.stats)
+    assert result.bound >= exact - 1e-6
+    plan = solve(instance, "cpsat", time_limit=5, strategy="lns", workers=2)
+    assert validate(instance, plan) == []
+    assert plan.objective <= exact + 1e-6 <= plan.bound + 2e-6
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_lns_with_its_helpers_is_valid_on_random_instances(inst):
+    plan = solve(inst, "cpsat", time_limit=1.5, strategy="lns", workers=3)
+    if plan.objective is not None:
+        assert validate(inst, plan) == []
+        assert plan.bound is None or plan.bound >= plan.objective - 1e-6
+
+
+def test_exact_search_beside_hands_over_only_valid_better_plans(model, exact):
+    from gpualloc.optimizer.strategies.beside import MipHelper
+
+    start = greedy_values(model)
+    helper = MipHelper(model, start, 0, Stop(20))
+    helper.offer(start)
+    helper.thread.join(20)  # the small model is proven within seconds
+    stats = helper.finish()
+    assert stats["mip_status"] == "optimal", stats
+    assert abs(helper.bound(float("nan")) - exact) <= 1e-6 * exact
+    taken = helper.take(model.objective_value(start))
+    assert taken is not None and model.check(taken) == []
+    assert abs(model.objective_value(taken) - exact) <= 1e-6 * exact
+    assert helper.take(model.objective_value(taken)) is None  # each plan once

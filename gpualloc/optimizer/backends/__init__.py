@@ -29,7 +29,14 @@ def _greedy() -> Backend:
     return GreedyBackend()
 
 
+def _interval() -> Backend:
+    from .interval import IntervalBackend
+
+    return IntervalBackend()
+
+
 _REGISTRY["greedy"] = _greedy
+_REGISTRY["interval"] = _interval
 
 
 def register(name: str, factory: Callable[[], Backend]) -> None:

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..model.formulation import LinearModel, Row
 from ..stop import Stop
@@ -49,7 +49,12 @@ class CpSatBackend:
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None, *,
-              stop: Stop | None = None) -> BackendResult:
+              stop: Stop | None = None,
+              on_plan: Callable[[list[float], float], None] | None = None,
+              on_search: Callable[[], None] | None = None) -> BackendResult:
+        """``on_plan(values, objective)``, when given, receives every improving plan as CP-SAT
+        finds it (from CP-SAT's thread; a portfolio hands them to its other searches);
+        ``on_search()`` is called once the model is built, as the native search begins."""
         from ortools.sat.python import cp_model
 
         stop = stop if stop is not None else params.stop()
@@ -98,9 +103,12 @@ class CpSatBackend:
         # (a later Ctrl-C then kills Python outright); the stop ends a solve instead.
         p.catch_sigint_signal = False
 
-        callback = _Reporter(factor, began, progress) if progress else None
+        callback = _Reporter(factor, began, progress, x, on_plan) if progress or on_plan \
+            else None
         if stop.stopped:  # stopped while the model was being built
             return _not_started(stop)
+        if on_search is not None:
+            on_search()
         with _watching(solver, stop):
             status = solver.solve(cp, callback)
 
@@ -187,13 +195,18 @@ def _conservative(row: Row) -> tuple[list[int], int]:
 class _Reporter:
     """CP-SAT solution callback that forwards progress (objective, bound, seconds)."""
 
-    def __new__(cls, factor: float, began: float, progress: ProgressCallback):
+    def __new__(cls, factor: float, began: float, progress: ProgressCallback | None,
+                x: list | None = None, on_plan: Callable | None = None):
         from ortools.sat.python import cp_model
 
         class _Callback(cp_model.CpSolverSolutionCallback):
             def on_solution_callback(self) -> None:
-                progress(Progress(objective=self.objective_value / factor,
-                                  bound=self.best_objective_bound / factor,
-                                  seconds=time.perf_counter() - began))
+                if progress is not None:
+                    progress(Progress(objective=self.objective_value / factor,
+                                      bound=self.best_objective_bound / factor,
+                                      seconds=time.perf_counter() - began))
+                if on_plan is not None and x is not None:
+                    values = [1.0 if self.boolean_value(v) else 0.0 for v in x]
+                    on_plan(values, self.objective_value / factor)
 
         return _Callback()

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..model.formulation import LinearModel
@@ -317,6 +318,24 @@ def stop_highs_on(h: Any, stop: Stop) -> None:
         hook.subscribe(check)
 
 
+def _feed_highs(h: Any, lp: Any, x: list[Any], feed: Callable[[], list[float] | None]) -> None:
+    """Hand ``feed()``'s plans to the running MIP as user solutions (HiGHS checks them)."""
+    import numpy as np
+
+    order = {v.name: v.index for v in lp.variables()}
+    columns = np.asarray([order[var.name] for var in x], dtype=np.int64)
+    width = len(order)
+
+    def offer(event: Any) -> None:
+        values = feed()
+        if values is not None:
+            col = np.zeros(width)
+            col[columns] = values
+            event.data_in.setSolution(col)
+
+    h.cbMipUserSolution.subscribe(offer)
+
+
 class HighsBackend:
     """HiGHS through PuLP's highspy interface (warm start via ``setSolution``)."""
 
@@ -334,11 +353,14 @@ class HighsBackend:
 
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None, *,
-              stop: Stop | None = None) -> BackendResult:
+              stop: Stop | None = None,
+              feed: Callable[[], list[float] | None] | None = None) -> BackendResult:
         """One HiGHS run; when it claims an optimum its bound does not prove (an early stop),
-        one more run without the warm start in the time left (see ``unproven_optimum``)."""
+        one more run without the warm start in the time left (see ``unproven_optimum``).
+        ``feed()``, when given, is asked during the MIP search for a new plan found elsewhere
+        (a portfolio's other searches): HiGHS takes it as a user solution."""
         stop = stop if stop is not None else params.stop()
-        first = self._solve_once(model, params, start, stop)
+        first = self._solve_once(model, params, start, stop, feed)
         early = unproven_optimum(model, first, params.gap_tolerance)
         if early is None:
             return first
@@ -346,7 +368,7 @@ class HighsBackend:
         if stop.stopped or (left is not None and left < 0.05):
             return early
         log.debug("HiGHS stopped early: %s; running it again", early.stats["highs_early_stop"])
-        again = self._solve_once(model, params, None, stop)
+        again = self._solve_once(model, params, None, stop, feed)
         if again.values is None:
             return early
         checked = unproven_optimum(model, again, params.gap_tolerance) or again
@@ -355,7 +377,8 @@ class HighsBackend:
         return checked if better else early
 
     def _solve_once(self, model: LinearModel, params: SolveParams,
-                    start: list[float] | None, stop: Stop) -> BackendResult:
+                    start: list[float] | None, stop: Stop,
+                    feed: Callable[[], list[float] | None] | None = None) -> BackendResult:
         import highspy
         import pulp
 
@@ -382,6 +405,8 @@ class HighsBackend:
                     sol.col_value = col
                     sol.value_valid = True
                     lp.solverModel.setSolution(sol)
+                if feed is not None:
+                    _feed_highs(h, lp, x, feed)
                 with highs_threads(h, max(1, params.workers)):
                     h.run()
 

@@ -19,9 +19,14 @@ strategy splits the work:
    neighbourhoods free only the placements in the LP's support (RINS-like), so a sub-model of
    the same size covers several times more jobs. The neighbourhood size adapts: it grows when
    sub-models are solved to optimality and shrinks when they time out.
+4. beside (``strategies.beside``, not in the deterministic mode): with two workers or more,
+   once the LP is solved, HiGHS branch and bound on the whole model (narrow windows, or up to
+   ``MIP_ANY_VARS`` variables), fed every LNS improvement as a user solution; its bound and
+   its plans come back to the LNS. From ``INTERVAL_MIN_WORKERS`` workers also the interval
+   model, whose plans become the incumbent when better.
 
-The reported bound is the tightest of the Lagrangian, LP and trivial bounds; the plan never gets
-worse than its start. Deterministic for a seed with one worker when stopped by
+The reported bound is the tightest of the Lagrangian, LP, HiGHS and trivial bounds; the plan
+never gets worse than its start. Deterministic for a seed with one worker when stopped by
 ``max_rounds`` (sub-solves are limited by CP-SAT's deterministic time, not only wall time).
 """
 
@@ -38,6 +43,7 @@ from ..backends.base import BackendResult, Progress, ProgressCallback, SolvePara
 from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel
 from ..stop import Stop
+from .beside import INTERVAL_MIN_WORKERS, NARROW_PER_JOB, IntervalHelper, MipHelper
 from .lagrange import lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 from .neighbourhood import Search
@@ -53,11 +59,18 @@ MIN_SIZE, MAX_SIZE = 300, 20_000
 LAGRANGE_SECONDS = 60.0  # wall-time cap of the Lagrangian bound (and 10% of the budget)
 LATE_SHARE = 0.1  # an LP that ends in the last 10% of the budget gives its bound only
 LAGRANGE_ITERATIONS = 300  # its iteration cap in the deterministic mode (no time limit)
+# the interval model beside the search up to this size (large-wide, 750k placements: its build
+# alone took 250 s and holds the GIL)
+INTERVAL_MAX_VARS = 100_000
+# HiGHS branch and bound beside the search (2+ workers) up to this size, on narrow windows or
+# any model up to MIP_ANY_VARS (it proves the optima of the bundled what-ifs)
+MIP_MAX_VARS, MIP_ANY_VARS = 50_000, 10_000
 
 
 def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
               start: list[float] | None = None,
-              progress: ProgressCallback | None = None) -> BackendResult:
+              progress: ProgressCallback | None = None,
+              interval_worker: bool = True, mip_worker: bool = True) -> BackendResult:
     """Maximise ``model`` by LP bound + CP-SAT large-neighbourhood search (see module doc).
 
     Every phase (greedy, Lagrangian, LP thread, roundings, sub-solves) runs under ``stop``
@@ -156,7 +169,7 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     lp_used = False
 
     def take_lp(final: bool = False) -> None:  # the LP is done: its bound, rounding, guidance
-        nonlocal bound, best, lp_used, search
+        nonlocal bound, best, lp_used, search, mip
         lp_used = True
         lp = lp_out[0]
         stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status,
@@ -183,9 +196,20 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
                 stats["start"] = name
         search = Search(model, current, lpv, rng, lp.columns)
         report()
+        n = model.num_vars
+        narrow = n <= NARROW_PER_JOB * max(1, len(model.by_job))
+        if mip_worker and params.workers >= 2 and (narrow or n <= MIP_ANY_VARS) and \
+                n <= MIP_MAX_VARS:
+            mip = MipHelper(model, search.values, params.seed, stop)
 
     search = Search(model, values, None, rng)
     report()
+    # The interval model beside the search (a thread; CP-SAT releases the GIL), hinted with
+    # the start: each plan it finds that beats the incumbent becomes the incumbent.
+    helper = None if deterministic or not interval_worker or \
+        params.workers < INTERVAL_MIN_WORKERS or model.num_vars > INTERVAL_MAX_VARS \
+        else IntervalHelper(model, values, params.seed, stop)
+    mip: MipHelper | None = None  # HiGHS branch and bound once the LP is done (see take_lp)
     size = min(START_SIZE, model.num_vars)
     rounds = improved = 0
     tol = params.gap_tolerance
@@ -202,6 +226,18 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             continue
         if not lp_used and lp_run.bound is not None:  # the LP's bound so far is proven too
             bound = min(bound, lp_run.bound + model.objective_offset)
+        for name, side in (("interval", helper), ("mip", mip)):
+            taken = side.take(best) if side is not None else None
+            if taken is not None:
+                search.adopt(taken)
+                best = model.objective_value(search.values)
+                stats[f"{name}_adopted"] = stats.get(f"{name}_adopted", 0) + 1
+                report()
+        if mip is not None:
+            bound = min(bound, mip.bound(bound - model.objective_offset)
+                        + model.objective_offset)
+            if _gap(best + model.objective_offset, bound) <= tol:
+                break
         rounds += 1
         free = search.neighbourhood(size)
         sub = search.sub_model(free)
@@ -223,7 +259,20 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             search.apply(free, raw.values)
             best = model.objective_value(search.values)
             improved += 1
+            if mip is not None:
+                mip.offer(search.values)
             report()
+    for side in (helper, mip):
+        if side is None:
+            continue
+        stats.update(side.finish())
+        taken = side.take(best)  # its last plan, if better
+        if taken is not None:
+            search.adopt(taken)
+            best = model.objective_value(search.values)
+        if side is mip:
+            bound = min(bound, mip.bound(bound - model.objective_offset)
+                        + model.objective_offset)
     if not lp_used:
         lp_thread.join(timeout=max(0.0, min(1.0, left())))
         if not lp_thread.is_alive():

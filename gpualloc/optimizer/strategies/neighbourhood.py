@@ -149,6 +149,11 @@ class Search:
                                 _clean(float(rhs)), row.key))
         return sub
 
+    def adopt(self, values: list[float]) -> None:
+        """Make ``values`` (a checked plan found elsewhere) the incumbent."""
+        self.values = [1.0 if v > 0.5 else 0.0 for v in values]
+        self.activity = self.mat.activity(self.values)
+
     def apply(self, free: list[int], sub_values: list[float]) -> None:
         mat = self.mat
         for n, v in enumerate(free):

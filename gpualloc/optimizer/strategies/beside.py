@@ -1,0 +1,128 @@
+"""Searches that run in a thread beside the LNS and exchange incumbents with it.
+
+- ``IntervalHelper``: the interval model (``backends.interval``) on the whole model, hinted
+  with the LNS start; each plan it finds that beats the incumbent becomes the incumbent.
+- ``MipHelper``: HiGHS branch and bound on the whole model, started once the LP is solved,
+  from the LNS incumbent; every improvement the LNS makes is handed to it as a user solution
+  (its tree prunes with it and its own heuristics start from it), its proven bound tightens
+  the LNS's (the LP's is the root's) and a better plan of its own is taken over.
+
+Both are stopped with the LNS and waited for (no HiGHS may outlive the solve); every plan
+taken over has passed ``model.check``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..backends.base import BackendResult, SolveParams
+from ..model.formulation import LinearModel
+from ..stop import Stop
+
+INTERVAL_MIN_WORKERS = 3  # the interval model joins from this many workers (README)
+NARROW_PER_JOB = 40  # at most this many placements per job on average: narrow windows
+
+
+class _Beside:
+    """A search in a thread with a mailbox for its best plan."""
+
+    def __init__(self, model: LinearModel) -> None:
+        self.model = model
+        self.lock = threading.Lock()
+        self.plan: tuple[float, list[float]] | None = None
+        self.found = 0
+        self.result: BackendResult | None = None
+        self.thread: threading.Thread | None = None
+
+    def _found(self, values: list[float], objective: float) -> None:
+        with self.lock:
+            self.found += 1
+            if self.plan is None or objective > self.plan[0]:
+                self.plan = (objective, values)
+
+    def _start(self, run: Any, name: str) -> None:
+        def target() -> None:
+            try:
+                self.result = run()
+            except Exception as e:  # a helper failing must not end the LNS
+                self.result = BackendResult("unknown", stats={"error": f"{type(e).__name__}"})
+
+        self.thread = threading.Thread(target=target, name=name, daemon=True)
+        self.thread.start()
+
+    def take(self, best: float) -> list[float] | None:
+        """Its best plan when it beats ``best`` and passes ``model.check`` (each plan once)."""
+        with self.lock:
+            plan, self.plan = self.plan, None
+        if self.result is not None and self.result.values is not None and plan is None:
+            values = self.result.values
+            plan = (self.model.objective_value(values), values)
+            self.result.values = None
+        if plan is None or plan[0] <= best + 1e-7 * max(1.0, abs(best)):
+            return None
+        return plan[1] if not self.model.check(plan[1]) else None
+
+    def _join(self, stop: Stop) -> None:
+        stop.request()
+        if self.thread is not None:
+            self.thread.join(timeout=5.0)
+
+
+class IntervalHelper(_Beside):
+    """The interval model searching in a thread."""
+
+    def __init__(self, model: LinearModel, start: list[float], seed: int, stop: Stop) -> None:
+        from ..backends.interval import IntervalBackend
+
+        super().__init__(model)
+        self.stop = stop.child()
+        self._start(lambda: IntervalBackend().solve(
+            model, SolveParams(time_limit=None, seed=seed, workers=1), start,
+            stop=self.stop, on_plan=self._found), "gpualloc-interval")
+
+    def finish(self) -> dict[str, Any]:
+        self._join(self.stop)
+        r = self.result
+        return {"interval_plans": self.found,
+                "interval_status": r.stats.get("interval_status", r.status) if r else "running"}
+
+
+class MipHelper(_Beside):
+    """HiGHS branch and bound on the whole model in a thread, fed the LNS's incumbents; only
+    on narrow windows (on wide ones HiGHS's presolve alone took 20 s on the medium shape and
+    its bound stayed weak; time-indexed CP-SAT there spent the budget in its presolve on the
+    loaded 2-core machine and found nothing: README)."""
+
+    def __init__(self, model: LinearModel, start: list[float], seed: int, stop: Stop) -> None:
+        from ..backends.mip import HighsBackend
+
+        super().__init__(model)
+        self.stop = stop.child()
+        self.fed: list[float] | None = None
+        self.offers = 0
+        self._start(lambda: HighsBackend().solve(
+            model, SolveParams(time_limit=None, seed=seed, workers=1), list(start),
+            stop=self.stop, feed=self._feed), "gpualloc-mip")
+
+    def offer(self, values: list[float]) -> None:
+        """A new LNS incumbent for HiGHS (a copy; HiGHS checks it)."""
+        with self.lock:
+            self.fed = list(values)
+            self.offers += 1
+
+    def _feed(self) -> list[float] | None:
+        with self.lock:
+            fed, self.fed = self.fed, None
+        return fed
+
+    def bound(self, fallback: float) -> float:
+        """HiGHS's proven bound once it has returned, else ``fallback``."""
+        r = self.result
+        return r.bound if r is not None and r.bound is not None else fallback
+
+    def finish(self) -> dict[str, Any]:
+        self._join(self.stop)
+        r = self.result
+        return {"mip_status": r.status if r else "running", "mip_offers": self.offers,
+                "mip_bound": r.bound if r else None}
