@@ -78,6 +78,7 @@ def solve_checked(instance: Instance, backend: str | optimizer.Backend, **kw: An
     test asked for); an infeasible/unknown one schedules nothing.
     """
     kw.setdefault("time_limit", 30.0)
+    kw.setdefault("workers", 1)  # deterministic, and the named backend runs on its own
     plan = optimizer.solve(instance, backend, **kw)
     assert plan.backend == (backend if isinstance(backend, str) else backend.name)
     check_plan(instance, plan, kw.get("gap_tolerance", REL_TOL))

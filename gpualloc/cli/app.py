@@ -109,8 +109,8 @@ def load_plan_for(path: Path, inst: Instance, force: bool = False) -> models.Pla
     return plan
 
 
-BACKEND_HELP = ("Solver: cpsat, cbc, highs, interval or greedy (heuristics that prove nothing: "
-                "its plan's bound is the trivial one, every job at its best placement).")
+BACKEND_HELP = ("Solver: cpsat, cbc, highs, interval or greedy (the last two are heuristics: "
+                "their plans' bound is the trivial one, every job at its best placement).")
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Use a plan file even when it names another instance.")]
 # -- output paths -----------------------------------------------------------------------------
