@@ -70,6 +70,18 @@ def check_plan(instance: Instance, plan: Plan, gap_tolerance: float = REL_TOL) -
             plan.gap, compute_gap(plan.objective, plan.bound), abs_tol=1e-12)
 
 
+def plan_of(instance: Instance, model: optimizer.LinearModel, values: list[float],
+            backend: str) -> Plan:
+    """A 0/1 vector over ``model``'s placements as a feasible Plan (for the validator), as a
+    backend or strategy called without ``solve`` returns it."""
+    chosen = model.decode(values)
+    ran = {a.job for a in chosen}
+    return Plan(instance=instance.name, status=SolveStatus.FEASIBLE,
+                objective=model.objective_value(values), bound=None, gap=None,
+                backend=backend, solve_seconds=0.0, assignments=tuple(chosen),
+                unscheduled=tuple(j.id for j in instance.jobs if j.id not in ran))
+
+
 def solve_checked(instance: Instance, backend: str | optimizer.Backend, **kw: Any) -> Plan:
     """``optimizer.solve`` plus the checks every test wants on every plan.
 

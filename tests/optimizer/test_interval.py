@@ -9,18 +9,12 @@ from gpualloc.models import Instance, Plan, SolveStatus
 from gpualloc.models.validator import validate
 from gpualloc.optimizer.backends.interval import blocks_of, solve_interval
 from gpualloc.optimizer.model import build
-from tests.conftest import solve_checked
+from tests.conftest import plan_of, solve_checked
 from tests.strategies import instances
 
 
 def _plan(instance: Instance, values: list[float]) -> Plan:
-    model = build(instance)
-    chosen = model.decode(values)
-    ran = {a.job for a in chosen}
-    return Plan(instance=instance.name, status=SolveStatus.FEASIBLE,
-                objective=model.objective_value(values), bound=None, gap=None,
-                backend="interval", solve_seconds=0.0, assignments=tuple(chosen),
-                unscheduled=tuple(j.id for j in instance.jobs if j.id not in ran))
+    return plan_of(instance, build(instance), values, "interval")
 
 
 def test_blocks_cover_every_placement_once(instance: Instance) -> None:

@@ -24,7 +24,7 @@ from gpualloc.optimizer.strategies.portfolio import (
     portfolio_solve,
 )
 from gpualloc.sources.generate import generate
-from tests.conftest import check_plan, close
+from tests.conftest import check_plan, close, plan_of
 
 pytest.importorskip("highspy")
 pytest.importorskip("ortools")
@@ -51,21 +51,11 @@ def test_three_searches_exchange_plans_and_agree(instance, exact):
     assert result.status == "optimal"
     assert {"cpsat_status", "highs_status", "interval_status"} <= set(result.stats)
     assert result.stats["exchanged_plans"] >= 1
-    plan = _as_plan(instance, model, result.values)
+    plan = plan_of(instance, model, result.values, "portfolio")
     check_plan(instance, plan)
     assert close(plan.objective, exact)
     assert members_for(2) == ("cpsat", "highs") and "interval" in members_for(3)
 
-
-def _as_plan(instance, model, values):
-    from gpualloc.models import Plan, SolveStatus
-
-    chosen = model.decode(values)
-    ran = {a.job for a in chosen}
-    return Plan(instance=instance.name, status=SolveStatus.FEASIBLE,
-                objective=model.objective_value(values), bound=None, gap=None,
-                backend="portfolio", solve_seconds=0.0, assignments=tuple(chosen),
-                unscheduled=tuple(j.id for j in instance.jobs if j.id not in ran))
 
 
 def test_tightest_bound_and_best_plan_are_kept(instance):
