@@ -310,7 +310,8 @@ def test_parameters_reach_the_solver(exact_backend: str, monkeypatch: pytest.Mon
     # the time limit is what remains of 11 s after building the model (CBC: whole seconds)
     assert 9.0 <= seen["time_limit"] <= 11.0
     assert seen["seed"] in (7, 8)  # CBC's seeds are 1-based (seed + 1); 0 means "default"
-    assert seen["workers"] == 2
+    # CBC's threaded search stalls now and then (backends/mip.py): it always runs serially
+    assert seen["workers"] == (None if exact_backend == "cbc" else 2)
     if exact_backend == "highs":  # scaled so that a HiGHS stop implies ours (highs_gaps)
         bound = build(MEDIUM()).trivial_bound()
         assert 0 < seen["gap_tolerance"] <= 1e-3
