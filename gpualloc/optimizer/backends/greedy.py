@@ -36,11 +36,11 @@ def densities(model: LinearModel) -> np.ndarray:
 
 def _jobs(model: LinearModel) -> tuple[np.ndarray, np.ndarray]:
     """Per variable its job's number, and per job number whether the job is forced."""
-    job_of = np.zeros(model.num_vars, np.int64)
-    for k, idx in enumerate(model.by_job.values()):
-        job_of[idx] = k
+    job_of = model.matrix().job_of
     forced = model.forced_jobs()
-    return job_of, np.array([j in forced for j in model.by_job], dtype=bool)
+    is_forced = np.zeros(len(model.by_job) + model.num_vars, dtype=bool)  # of no job: never
+    is_forced[:len(model.by_job)] = [j in forced for j in model.by_job]
+    return job_of, is_forced
 
 
 def greedy_values(model: LinearModel, order: list[int] | None = None,

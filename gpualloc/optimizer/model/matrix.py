@@ -10,6 +10,7 @@ greedy, the LP, the Lagrangian, LNS, re-planning and ``LinearModel.check`` all u
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from itertools import chain
@@ -66,6 +67,16 @@ class Matrix:
         # how long this took: a measure of the model's size and of the machine's speed now,
         # by which ``solve`` keeps time back for making the plan and freeing the model
         self.seconds = time.perf_counter() - began
+
+    @functools.cached_property
+    def job_of(self) -> np.ndarray:
+        """Each column's job number (``model.by_job`` order); a column of no job has its own
+        number, from ``len(model.by_job)`` on."""
+        by_job = self._model.by_job
+        job_of = np.arange(self.n, dtype=np.int64) + len(by_job)
+        for k, idx in enumerate(by_job.values()):
+            job_of[idx] = k
+        return job_of
 
     @property
     def cost(self) -> np.ndarray:

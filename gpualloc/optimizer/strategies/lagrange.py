@@ -216,9 +216,7 @@ def priced_order(model: LinearModel, reduced: list[float]) -> list[int]:
     use = c - rc
     charged = use > 1e-12
     ratio = np.where(charged, c / np.where(charged, use, 1.0), np.where(c > 0, np.inf, -np.inf))
-    job = np.arange(len(c)) + len(model.by_job)  # a variable of no job is its own
-    for k, idx in enumerate(model.by_job.values()):
-        job[idx] = k
+    job = model.matrix().job_of
     best = np.full(len(c) + len(model.by_job), -np.inf)
     np.maximum.at(best, job, ratio)
     return np.lexsort((np.arange(len(c)), -c, -rc, -best[job])).tolist()

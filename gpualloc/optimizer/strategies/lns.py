@@ -304,9 +304,7 @@ def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]
     n = model.num_vars
     lpv = np.asarray(lp, dtype=np.float64)
     cost = np.asarray(model.objective, dtype=np.float64)
-    job_k = np.zeros(n, np.int64)
-    for k, idx in enumerate(model.by_job.values()):
-        job_k[idx] = k
+    job_k = model.matrix().job_of
     share = np.bincount(job_k, weights=lpv, minlength=len(model.by_job))
     index = np.arange(n)
     value = -np.round(lpv, 6)
