@@ -133,3 +133,18 @@ def test_wide_solve_ends_within_its_limit(wide: Path, tmp_path: Path) -> None:
         assert plan.status.value in ("feasible", "optimal")
     assert took <= budget(WIDE_T), (f"{took:.2f} s from loading to exit (start-up "
                                     f"{started - launched:.2f} s before)")
+
+
+def test_process_age_counts_the_interpreter_start_and_imports() -> None:
+    """``--time-limit`` covers the whole process: the CLI's clock starts at the process start."""
+    script = ("import time\n"
+              "t = time.process_time()\n"
+              "while time.process_time() - t < 0.3: pass\n"  # 0.3 s of work before the import
+              "from gpualloc.cli.app import process_age\n"
+              "print(process_age())\n")
+    launched = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    wall = time.monotonic() - launched
+    age = float(done.stdout.strip())
+    assert 0.3 <= age <= wall + 0.05

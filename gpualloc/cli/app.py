@@ -77,6 +77,21 @@ def input_errors() -> Iterator[None]:
         fail(f"{escape(str(e))} (see --max-memory)")
 
 
+def process_age() -> float:
+    """Seconds since this process started: the interpreter's start and the imports, which a
+    ``--time-limit`` covers too (Linux ``/proc``, to 10 ms; elsewhere 0)."""
+    import time
+
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            stat_line = fh.read()
+        start_ticks = int(stat_line[stat_line.rindex(b")") + 2:].split()[19])  # field 22
+        now = time.clock_gettime(time.CLOCK_BOOTTIME)
+        return max(0.0, now - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
 def memory_limit(text: str) -> int | None:
     """``--max-memory``: 'auto' (0.6 x MemAvailable, None where unknown), 'none', or a size."""
     from ..optimizer.model.estimate import default_memory_limit, memory_from_text

@@ -51,6 +51,7 @@ from .app import (
     memory_limit,
     out,
     pct,
+    process_age,
     write_or_rescue,
 )
 from .replan import print_changes, replan_options
@@ -102,9 +103,9 @@ def solve(
     limit = memory_limit(max_memory)
     if time_limit <= 0:
         fail("--time-limit must be positive")
-    # The limit covers the whole command: loading, building, solving and writing (the
-    # interpreter's start and imports come before; ``bench --limits-check`` reports them).
-    stop = optimizer.Stop(time_limit)
+    # The limit covers the whole process: the interpreter's start and imports (already
+    # spent), loading, building, solving and writing.
+    stop = optimizer.Stop(max(0.0, time_limit - process_age()))
     if strategy not in optimizer.STRATEGIES:
         fail(f"--strategy must be one of {', '.join(optimizer.STRATEGIES)}, not {strategy!r}")
     with input_errors():

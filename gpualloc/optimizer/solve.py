@@ -164,7 +164,10 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
     if fairness is not None and fairness.values is not None and warm_start is None:
         start = fairness.values  # stage 1's plan meets stage 2's floors
     else:
-        start = _start(model, engine, warm_start, work, skipped)
+        # a small model's greedy takes milliseconds: it may use the time kept back for
+        # making the plan, so that a short limit still returns a plan
+        start = _start(model, engine, warm_start,
+                       stop if model.num_vars <= SMALL_GREEDY_VARS else work, skipped)
     start_valid = start is not None and not model.check(start)
     if start is not None and not start_valid:
         log.debug("warm start violates the model; passed as a hint only")
@@ -207,6 +210,7 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
     return plan
 
 
+SMALL_GREEDY_VARS = 20_000  # up to this size the greedy start may run past the search budget
 FINISH_SECONDS = 0.1  # kept back from the search for turning its result into a plan ...
 FINISH_SHARE = 0.7  # ... plus this share of the time the model's matrix took to build:
 # checking, decoding and freeing the model scale with it (and with the machine's load):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gpualloc import optimizer
 from gpualloc.models import Assignment, Instance, Plan, SolveStatus
@@ -486,3 +487,28 @@ def test_an_unproven_highs_optimum_is_only_feasible() -> None:
     early = unproven_optimum(model, claimed, 1e-6)
     assert early is not None and early.status == "feasible" and early.values == values
     assert "highs_early_stop" in early.stats
+
+
+def _smallest_power(coefs: list[float], max_power: int, limit: float) -> float | None:
+    """integer_scale's contract, written out: the smallest 10**k (k <= max_power) making every
+    coefficient integral (to 1e-9 relative), if the scaled row's |sum| stays below limit."""
+    for k in range(max_power + 1):
+        scaled = [c * 10.0**k for c in coefs]
+        if all(abs(v - round(v)) <= 1e-9 * max(1.0, abs(v)) for v in scaled):
+            return 10.0**k if sum(abs(v) for v in scaled) < limit else None
+    return None
+
+
+@settings(max_examples=80, deadline=None)
+@given(coefs=st.lists(st.sampled_from([0.5, 1.0, 3.0, 0.25, 1e-3, 12.345, 7.1, 1 / 3, 2e9,
+                                       -4.5, 15832.0]), min_size=1, max_size=60),
+       max_power=st.sampled_from([6, 9]), limit=st.sampled_from([2.0**52, 2.0**62, 1e12]))
+def test_integer_scale_on_short_and_long_rows(coefs: list[float], max_power: int,
+                                              limit: float) -> None:
+    """Rows longer than ``_VECTOR_FROM`` take the numpy path: same answer, same integers."""
+    from gpualloc.optimizer.backends import cpsat
+
+    f = cpsat.integer_scale(coefs, max_power, limit)
+    assert f == _smallest_power(coefs, max_power, limit)
+    if f is not None:
+        assert cpsat._scaled(coefs, f) == [round(c * f) for c in coefs]

@@ -110,3 +110,12 @@ def test_exact_search_beside_hands_over_only_valid_better_plans(model, exact):
     assert taken is not None and model.check(taken) == []
     assert abs(model.objective_value(taken) - exact) <= 1e-6 * exact
     assert helper.take(model.objective_value(taken)) is None  # each plan once
+
+
+def test_lagrangian_is_skipped_when_its_share_is_shorter_than_its_set_up(instance):
+    model = build(instance)
+    model.matrix().seconds = 1e6  # as if the matrix had taken that long: no time for it
+    raw = lns_solve(model, SolveParams(time_limit=3, workers=1), Stop(3))
+    assert raw.values is not None and not model.check(raw.values)
+    assert any(s.startswith("lagrangian: ") and "set-up" in s for s in raw.stats["lns_skipped"])
+    assert "lagrangian_bound" not in raw.stats

@@ -76,3 +76,25 @@ def test_infeasible_relaxation_has_no_bound():
     model = build(make(lambda d: d["jobs"].extend([job("a"), job("b")])))
     lp = lp_relaxation(model, 10)
     assert lp.status == "infeasible" and lp.bound is None and lp.values is None
+
+
+def test_each_job_adds_its_most_profitable_columns_first():
+    import numpy as np
+
+    from gpualloc.optimizer.strategies.lp import _most_profitable
+
+    reduced = np.array([5.0, 4.0, 3.0, 9.0, 1.0, 2.0, 8.0])
+    job_of = np.array([0, 0, 0, 1, 1, 2, 2])
+    every = np.arange(7)
+    assert _most_profitable(every, reduced, job_of, 10, 2).tolist() == [3, 6, 0, 1, 5, 4]
+    assert _most_profitable(every, reduced, job_of, 2, 1).tolist() == [3, 6]  # the batch cap
+    assert _most_profitable(np.array([2, 1]), reduced, job_of, 10, 1).tolist() == [1]
+
+
+def test_wide_windows_reach_the_full_lp_optimum():
+    """Many starts per job: the per-job pricing and primal simplex still end at the LP."""
+    model = build(generate(3, 4, 40, 12, seed=5, windows="wide"))
+    expected, _ = full_lp(model)
+    lp = lp_relaxation(model, 60)
+    assert lp.status == "optimal"
+    assert close(lp.objective, expected, 1e-6) and close(lp.bound, expected, 1e-5)

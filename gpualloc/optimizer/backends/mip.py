@@ -277,12 +277,14 @@ def highs_threads(h: Any, threads: int):
     """Run ``h`` with ``threads`` threads. HiGHS's task scheduler is global to the process and
     fixed by the first run; a later run asking another count returns without solving (model
     status "Not Set") unless the scheduler is reset first, which is safe only while no other
-    Highs runs. While one does, the new run shares its thread count instead."""
+    Highs runs. While one does, the new run shares its thread count instead. Before the first
+    run through here the count is unknown (HiGHS may have run in this process already, outside
+    gpualloc, with its default count): the scheduler is reset then too."""
     import highspy
 
     global _scheduler_threads, _highs_running
     with _scheduler_lock:
-        if _scheduler_threads is not None and threads != _scheduler_threads:
+        if threads != _scheduler_threads:
             if _highs_running == 0:
                 highspy.Highs.resetGlobalScheduler(True)
             else:
