@@ -104,8 +104,10 @@ def solve(
     if time_limit <= 0:
         fail("--time-limit must be positive")
     # The limit covers the whole process: the interpreter's start and imports (already
-    # spent), loading, building, solving and writing.
-    stop = optimizer.Stop(max(0.0, time_limit - process_age()))
+    # spent), loading, building, solving and writing; called inside another program (a test
+    # runner, say), it covers the command from here.
+    spent = process_age() if _is_the_command() else 0.0
+    stop = optimizer.Stop(max(0.0, time_limit - spent))
     if strategy not in optimizer.STRATEGIES:
         fail(f"--strategy must be one of {', '.join(optimizer.STRATEGIES)}, not {strategy!r}")
     with input_errors():
