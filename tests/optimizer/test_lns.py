@@ -119,3 +119,49 @@ def test_lagrangian_is_skipped_when_its_share_is_shorter_than_its_set_up(instanc
     assert raw.values is not None and not model.check(raw.values)
     assert any(s.startswith("lagrangian: ") and "set-up" in s for s in raw.stats["lns_skipped"])
     assert "lagrangian_bound" not in raw.stats
+
+
+def test_top_per_job_keeps_each_jobs_best() -> None:
+    import numpy as np
+
+    from gpualloc.optimizer.model.matrix import top_per_job
+
+    score = np.array([1.0, 3.0, 2.0, 5.0, 5.0, 0.0])
+    job_of = np.array([0, 0, 0, 1, 1, 2])
+    assert top_per_job(np.arange(6), score, job_of, 2).tolist() == [1, 2, 3, 4, 5]
+    assert top_per_job(np.arange(6), score, job_of, 1).tolist() == [1, 3, 5]  # tie: lower index
+    assert top_per_job(np.array([0, 5]), score, job_of, 1).tolist() == [0, 5]
+    assert top_per_job(np.zeros(0, np.int64), score, job_of, 3).tolist() == []
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=instances(jobs=12, periods=8))
+def test_priced_neighbourhoods_free_only_priced_or_incumbent_placements(inst) -> None:
+    """Before the LP, a restricted neighbourhood frees the priced columns and the incumbent's."""
+    import random
+
+    import numpy as np
+
+    from gpualloc.optimizer.model.matrix import top_per_job
+    from gpualloc.optimizer.strategies.lagrange import lagrangian_bound
+    from gpualloc.optimizer.strategies.neighbourhood import Search
+
+    model = build(inst)
+    if not model.num_vars or model.infeasible:
+        return
+    values = greedy_values(model)
+    lag = lagrangian_bound(model, None, max_iterations=30)
+    if lag.reduced is None:
+        return
+    priced = top_per_job(np.arange(model.num_vars), np.asarray(lag.reduced),
+                         model.matrix().job_of, 1).tolist()
+    search = Search(model, values, None, random.Random(0), priced)
+    allowed = set(priced) | {i for i, v in enumerate(values) if v > 0.5}
+    assert search.support is not None and {i for i, s in enumerate(search.support) if s} \
+        == set(priced)
+    frees = [search.neighbourhood(model.num_vars) for _ in range(12)]
+    restricted = [f for f in frees if set(f) <= allowed]
+    assert restricted, "no neighbourhood kept to the priced placements"
+    for free in frees:
+        sub = search.sub_model(free)
+        assert sub.num_vars == len(free)

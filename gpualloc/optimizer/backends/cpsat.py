@@ -26,7 +26,8 @@ _MAX_INT = 2**62
 _VECTOR_FROM = 24  # rows longer than this are scaled with numpy
 
 
-def integer_scale(coefs: Sequence[float], max_power: int = 9, limit: float = _MAX_INT) -> float | None:
+def integer_scale(coefs: Sequence[float], max_power: int = 9,
+                  limit: float = _MAX_INT) -> float | None:
     """Smallest ``10**k`` (k <= max_power) making every coefficient integral, within ``limit``."""
     if len(coefs) > _VECTOR_FROM:  # the same test with numpy: long rows of the large models
         a = np.asarray(coefs, dtype=np.float64)

@@ -111,6 +111,20 @@ class Matrix:
                 for v in range(self.n)]
 
 
+def top_per_job(candidates: np.ndarray, score: np.ndarray, job_of: np.ndarray,
+                k: int) -> np.ndarray:
+    """Of the column indices ``candidates``, each job's ``k`` of highest ``score`` (ties: lower
+    index first), grouped by job number."""
+    if len(candidates) == 0:
+        return candidates
+    jobs = job_of[candidates]
+    order = np.lexsort((candidates, -score[candidates], jobs))
+    cand, jobs = candidates[order], jobs[order]
+    first = np.flatnonzero(np.r_[True, jobs[1:] != jobs[:-1]])
+    rank = np.arange(len(cand)) - np.repeat(first, np.diff(np.r_[first, len(cand)]))
+    return cand[rank < k]
+
+
 def concat_ranges(ptr: np.ndarray, which: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(ptr[w], ptr[w + 1])`` for ``w`` in ``which``."""
     lo, size = ptr[which], ptr[which + 1] - ptr[which]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from ..backends.greedy import densities
 from ..model.formulation import LinearModel
-from ..model.matrix import Matrix, concat_ranges
+from ..model.matrix import Matrix, concat_ranges, top_per_job
 from ..stop import Stop
 
 PRICE_EPS = 1e-9  # reduced costs above this (relative to the objective's scale) price out
@@ -215,12 +215,7 @@ def _most_profitable(candidates, reduced, job_of, batch: int, per_job: int = PER
     every start of the few most profitable ones."""
     import numpy as np
 
-    jobs = job_of[candidates]
-    order = np.lexsort((candidates, -reduced[candidates], jobs))
-    cand, jobs = candidates[order], jobs[order]
-    first = np.flatnonzero(np.r_[True, jobs[1:] != jobs[:-1]])
-    rank = np.arange(len(cand)) - np.repeat(first, np.diff(np.r_[first, len(cand)]))
-    pick = cand[rank < per_job]
+    pick = top_per_job(candidates, reduced, job_of, per_job)
     return pick[np.argsort(-reduced[pick], kind="stable")[:batch]]
 
 

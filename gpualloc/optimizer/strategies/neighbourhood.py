@@ -46,15 +46,17 @@ class Search:
                         if (ks := np.unique(job_k[(start <= t) & (end > t)]).tolist())}
         # disagreement of LP and incumbent per job: where the LP wants something else
         self.disagree = [0.0] * len(self.jobs)
-        # the LP's columns (or support): placements a RINS-like neighbourhood may use, with
-        # the incumbent's
+        # the LP's columns and support (or, before the LP, the placements the Lagrangian
+        # prices best): placements a RINS-like neighbourhood may use, with the incumbent's
         self.support: list[bool] | None = None
         self.support_size = self.size_of
-        if lp is not None:
-            lpv, now = np.asarray(lp), np.asarray(values)
-            self.disagree = np.bincount(job_k, weights=np.abs(lpv - now),
-                                        minlength=len(self.jobs)).tolist()
-            support = lpv > SUPPORT_EPS
+        if lp is not None or columns:
+            support = np.zeros(n, dtype=bool)
+            if lp is not None:
+                lpv, now = np.asarray(lp), np.asarray(values)
+                self.disagree = np.bincount(job_k, weights=np.abs(lpv - now),
+                                            minlength=len(self.jobs)).tolist()
+                support = lpv > SUPPORT_EPS
             if columns:
                 support[np.asarray(columns, dtype=np.int64)] = True
             self.support = support.tolist()
