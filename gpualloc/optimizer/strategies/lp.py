@@ -141,9 +141,6 @@ class LpRun:
         h = highspy.Highs()
         h.silent()
         h.setOptionValue("solver", "simplex")
-        # primal simplex: adding columns keeps the basis primal feasible (large-wide, 650k
-        # columns: LP optimum in 64 s; with HiGHS's default dual simplex not in 150 s)
-        h.setOptionValue("simplex_strategy", PRIMAL_SIMPLEX)
         stop_highs_on(h, stop)
         lower = np.where(mat.sense == 0, -inf, mat.rhs)
         upper = np.where(mat.sense == 1, inf, mat.rhs)
@@ -176,9 +173,14 @@ class LpRun:
                 break
             if left is not None:  # HiGHS's clock runs on across the runs of one Highs
                 h.setOptionValue("time_limit", h.getRunTime() + left)
-            with highs_threads(h, 1):  # dual simplex runs serial
+            with highs_threads(h, 1):  # simplex runs serial
                 h.run()
             iterations += 1
+            # the first LP from scratch with dual simplex (huge tier, 68k columns: primal took
+            # 517 s for it); then primal: adding columns keeps the basis primal feasible
+            # (large-wide, 650k columns: LP optimum in 64 s; dual simplex throughout, not in
+            # 150 s)
+            h.setOptionValue("simplex_strategy", PRIMAL_SIMPLEX)
             model_status = h.getModelStatus()
             if model_status == highspy.HighsModelStatus.kInfeasible:
                 if used.all():
