@@ -105,7 +105,9 @@ def test_lagrangian_and_lp_stop_with_a_valid_bound(wide: Instance) -> None:
     model = build(wide)
     exact = solve(wide, "cpsat", time_limit=30, strategy="exact")
     assert exact.status == SolveStatus.OPTIMAL and exact.objective is not None
-    lag = lagrangian_bound(model, None, stop=requested())
+    lag = lagrangian_bound(model, None, stop=requested())  # stopped in its set-up: no bound
+    assert lag.iterations == 0 and lag.bound is None
+    lag = lagrangian_bound(model, 0.0)  # out of time after the set-up: one evaluation
     assert lag.iterations == 1 and lag.bound is not None
     assert lag.bound >= exact.objective - 1e-6 * abs(exact.objective)
     pytest.importorskip("highspy")
