@@ -148,3 +148,23 @@ def test_process_age_counts_the_interpreter_start_and_imports() -> None:
     wall = time.monotonic() - launched
     age = float(done.stdout.strip())
     assert 0.3 <= age <= wall + 0.05
+
+
+def test_a_load_still_running_at_the_limit_ends_the_command_at_the_limit(tmp_path: Path) -> None:
+    """Nothing can be built or solved once the limit ends during loading: exit 1 then."""
+    script = ("import sys, threading, time\n"
+              "import gpualloc.cli.core as core\n"
+              "from gpualloc.cli import app\n"
+              "core.load = lambda path: threading.Event().wait(60)\n"  # a loader that hangs
+              "sys.argv = ['gpualloc', 'solve', 'instances/portfolio.yaml', '--time-limit',"
+              " '0.5', '--out', sys.argv[1]]\n"
+              "sys.stderr.write(f'began {time.monotonic()}\\n'); sys.stderr.flush()\n"
+              "app()\n")  # CLOCK_MONOTONIC is the machine's: comparable across processes
+    plan = tmp_path / "plan.json"
+    done = subprocess.run([sys.executable, "-c", script, str(plan)], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    took = time.monotonic() - float(done.stderr.split("began ", 1)[1].split()[0])
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "no plan: the time limit ended while loading the instance" in done.stderr
+    assert took <= 0.5 + 0.5, done.stderr[-500:]  # was limit + 1 s (a grace for the loader)
+    assert not plan.exists()

@@ -266,7 +266,8 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
                     box.setdefault("plan", box.get("incumbent"))  # the best plan so far
                     break
                 left = stop.remaining()
-                if box.get("phase") == "loading" and left is not None and left < -GRACE:
+                # still loading at the limit: no time is left to build or solve anything
+                if box.get("phase") == "loading" and left is not None and left <= 0.0:
                     outcome.why = "no plan: the time limit ended while loading the instance"
                     outcome.expired = True
                     break
