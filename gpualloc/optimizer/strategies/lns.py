@@ -263,8 +263,10 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         free = search.neighbourhood(size)
         sub = search.sub_model(free)
         limit = max(0.2, min(SUB_SECONDS, left() - 0.3))
+        # HiGHS beside the search runs on one thread: leave it a core of its own
+        sub_workers = max(1, params.workers - (1 if mip is not None else 0))
         sub_params = SolveParams(
-            time_limit=limit, seed=rng.randrange(1 << 30), workers=params.workers,
+            time_limit=limit, seed=rng.randrange(1 << 30), workers=sub_workers,
             gap_tolerance=1e-6, linearization_level=SUB_LINEARIZATION,
             max_deterministic_time=SUB_DETERMINISTIC)
         hint = [search.values[i] for i in free]
