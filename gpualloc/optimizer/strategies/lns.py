@@ -25,7 +25,9 @@ strategy splits the work:
 4. beside (``strategies.beside``, not in the deterministic mode): with two workers or more,
    once the LP is solved, HiGHS branch and bound on the whole model (narrow windows, or up to
    ``MIP_ANY_VARS`` variables), fed every LNS improvement as a user solution; its bound and
-   its plans come back to the LNS. From ``INTERVAL_MIN_WORKERS`` workers also the interval
+   its plans come back to the LNS; the CP-SAT sub-solves then run on one worker fewer
+   (HiGHS gets a core: medium narrow 0.68% -> 0.53% in 60 s, the tight Philly replay proven
+   in 39.5 s instead of 58.6 s). From ``INTERVAL_MIN_WORKERS`` workers also the interval
    model, whose plans become the incumbent when better.
 
 The reported bound is the tightest of the Lagrangian, LP, HiGHS and trivial bounds; the plan
