@@ -168,3 +168,30 @@ def test_a_load_still_running_at_the_limit_ends_the_command_at_the_limit(tmp_pat
     assert "no plan: the time limit ended while loading the instance" in done.stderr
     assert took <= 0.5 + 0.5, done.stderr[-500:]  # was limit + 1 s (a grace for the loader)
     assert not plan.exists()
+
+
+def test_a_solve_still_running_at_the_limit_gives_the_start_at_the_limit(tmp_path: Path) -> None:
+    """A native call that ignores the stop (HiGHS's presolve, say) cannot hold the command past
+    its limit: the start's plan is written then."""
+    script = ("import sys, threading, time\n"
+              "import gpualloc.optimizer as opt\n"
+              "from gpualloc.cli import app\n"
+              "real = opt.solve\n"
+              "def hanging(inst, engine, **kw):\n"
+              "    kw['incumbent'](real(inst, 'greedy', time_limit=5, workers=1))\n"
+              "    threading.Event().wait(60)\n"  # then it hangs
+              "opt.solve = hanging\n"
+              "sys.argv = ['gpualloc', 'solve', 'instances/portfolio.yaml', '--time-limit',"
+              " '2', '--out', sys.argv[1]]\n"
+              "sys.stderr.write(f'began {time.monotonic()}\\n'); sys.stderr.flush()\n"
+              "app()\n")
+    plan_path = tmp_path / "plan.json"
+    done = subprocess.run([sys.executable, "-c", script, str(plan_path)], cwd=ROOT,
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    took = time.monotonic() - float(done.stderr.split("began ", 1)[1].split()[0])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the solve had not returned at the time limit" in done.stderr
+    assert took <= 2 + 0.5, done.stderr[-500:]
+    inst = load_instance(ROOT / "instances" / "portfolio.yaml")
+    assert validate(inst, load_plan(plan_path)) == []

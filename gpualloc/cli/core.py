@@ -168,6 +168,8 @@ def _report(result: _Outcome, out_path: Path | None, report_path: Path | None, q
         raise typer.Exit(EXIT_INTERRUPTED)
     inst, plan, interrupted = result.inst, result.plan, result.interrupted
     assert inst is not None
+    if result.why and not interrupted:  # the solve overran the limit: the start's plan
+        err.print(f"[yellow]{result.why}[/yellow]")
     no_plan = plan.summary.get("no_plan")
     if no_plan:
         err.print(f"[red]{no_plan}[/red]")
@@ -270,6 +272,16 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
                 if box.get("phase") == "loading" and left is not None and left <= 0.0:
                     outcome.why = "no plan: the time limit ended while loading the instance"
                     outcome.expired = True
+                    break
+                # solving past the limit: a native call that does not stop in time (HiGHS's
+                # presolve, say); the start's plan is the answer, as after a signal
+                if box.get("phase") == "solving" and left is not None and left <= 0.0 \
+                        and "plan" not in box and "error" not in box:
+                    plan = box.setdefault("plan", box.get("incumbent"))
+                    outcome.expired = plan is None
+                    outcome.why = ("the solve had not returned at the time limit: the start's "
+                                   "plan is written" if plan is not None else
+                                   "no plan: the time limit ended before the solve returned")
                     break
     finally:
         for s, handler in previous.items():

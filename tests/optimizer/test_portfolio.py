@@ -114,7 +114,7 @@ def test_auto_engine_by_workers_and_size(instance):
         assert choose_engine(wide, "auto", workers) == ("cpsat", "exact", 1)
     assert choose_engine(narrow, "auto", 1) == ("highs", "exact", 1)  # deterministic
     assert choose_engine(narrow, "exact", 2) == ("highs", "exact", 2)
-    assert choose_engine(narrow, "auto", 2) == ("cpsat", "lns", 2)
+    assert choose_engine(narrow, "auto", 2) == ("highs", "exact", 2)
 
 
 def test_default_solve_uses_every_core(instance, exact):
