@@ -77,6 +77,16 @@ def input_errors() -> Iterator[None]:
         fail(f"{escape(str(e))} (see --max-memory)")
 
 
+@contextmanager
+def output_errors(path: Path | None = None) -> Iterator[None]:
+    """A write that fails (full disk, permissions) becomes one line and exit code 2:
+    ``cannot write [path]: reason``."""
+    try:
+        yield
+    except OSError as e:
+        fail(f"cannot write{'' if path is None else f' {path}'}: {e.strerror or e}")
+
+
 def process_age() -> float:
     """Seconds since this process started: the interpreter's start and the imports, which a
     ``--time-limit`` covers too (Linux ``/proc``, to 10 ms; elsewhere 0)."""

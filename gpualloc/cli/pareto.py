@@ -9,7 +9,18 @@ import typer
 from rich.table import Table
 
 from .. import models, optimizer
-from .app import EXIT_NO_PLAN, InstanceArg, app, fail, fmt, input_errors, load, out, pct
+from .app import (
+    EXIT_NO_PLAN,
+    InstanceArg,
+    app,
+    fail,
+    fmt,
+    input_errors,
+    load,
+    out,
+    output_errors,
+    pct,
+)
 from .studies import _check_run_options, _progress_bar, _study_errors
 
 
@@ -66,15 +77,13 @@ def pareto(
         s1 = curve.stage1
         out.print(f"max-min optimum m* {pct(s1['m_star'])} ({s1['status']}; proven bound "
                   f"{pct(s1['bound'])})", markup=False)
-    try:
+    with output_errors():
         if csv is not None:
             write_csv(rows, csv)
             out.print(f"CSV written to {csv}", markup=False)
         if plot is not None:
             save_pareto_plot(curve, plot)
             out.print(f"plot written to {plot}", markup=False)
-    except OSError as e:
-        fail(f"cannot write: {e.strerror or e}")
     if not any(p.plan.is_feasible for p in curve.points):
         raise typer.Exit(EXIT_NO_PLAN)
 

@@ -20,6 +20,7 @@ from .app import (
     load,
     load_plan_for,
     out,
+    output_errors,
 )
 
 
@@ -28,10 +29,8 @@ def write_report(inst: Instance, plan: Plan, path: Path) -> None:
     """Build the plan's report and write it to ``path`` (Markdown for .md, else HTML)."""
     from ..present.report import build_report
 
-    try:
+    with output_errors(path):
         build_report(inst, plan).save(path)
-    except OSError as e:
-        fail(f"cannot write {path}: {e.strerror or e}")
     out.print(f"report written to {path}", markup=False)
 
 
@@ -107,10 +106,8 @@ def export(
     if csv_path is None:
         sys.stdout.write(text)
         return
-    try:
+    with output_errors(csv_path):
         models.atomic_write_text(csv_path, text)
-    except OSError as e:
-        fail(f"cannot write {csv_path}: {e.strerror or e}")
     out.print(f"{len(p.assignments)} assignment(s) written to {csv_path}", markup=False)
 
 
@@ -131,10 +128,8 @@ def import_jobs(
     inst = load(instance)
     with input_errors():
         new = add_csv_jobs(inst, jobs_csv, instance_label=str(instance))
-    try:
+    with output_errors(out_path):
         models.save_instance(new, out_path)
-    except OSError as e:
-        fail(f"cannot write {out_path}: {e.strerror or e}")
     added = new.jobs[len(inst.jobs):]
     options = sum(len(j.options) for j in added)
     out.print(f"{len(added)} job(s) with {options} option(s) added; instance written to "

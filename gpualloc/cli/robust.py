@@ -9,7 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .app import EXIT_NO_PLAN, app, check_writable, fail, fmt, input_errors, load, out, pct
+from .app import (
+    EXIT_NO_PLAN,
+    app,
+    check_writable,
+    fail,
+    fmt,
+    input_errors,
+    load,
+    out,
+    output_errors,
+    pct,
+)
 from .studies import _check_run_options, _progress_bar, _study_errors
 
 
@@ -62,7 +73,7 @@ def robust_command(
                         decide_by=decide_by, time_limit=time_limit, workers=workers,
                         backend=backend, dask=dask, seed=seed, progress=progress)
     _print(result)
-    try:
+    with output_errors():
         if out_dir is not None:
             _write_plans(result, out_dir)
             out.print(f"plans and robust.csv written to {out_dir}", markup=False)
@@ -71,8 +82,6 @@ def robust_command(
 
             save_robust_html(result, report)
             out.print(f"report written to {report}", markup=False)
-    except OSError as e:
-        fail(f"cannot write: {e.strerror or e}")
     if result.plan is None:
         raise typer.Exit(EXIT_NO_PLAN)
 

@@ -26,6 +26,7 @@ from .app import (
     load,
     load_plan_for,
     out,
+    output_errors,
     pct,
 )
 
@@ -145,15 +146,13 @@ def whatif(
         for r in results:
             for note in r.notes:
                 out.print(f"  {r.name}: {note}", markup=False)
-        try:
+        with output_errors():
             if csv is not None:
                 wi.write_csv(rows, csv)
                 out.print(f"CSV written to {csv}", markup=False)
             if plot is not None:
                 wi.plot_study(results, plot)
                 out.print(f"plot written to {plot}", markup=False)
-        except OSError as e:
-            fail(f"cannot write: {e.strerror or e}")
 
     if spec is not None:
         with input_errors(), _progress_bar(f"sweep {spec.points} points") as progress:
@@ -163,15 +162,13 @@ def whatif(
         _print_sweep(spec, sweep_rows)
         csv_path = csv if scs is None or csv is None else _side_path(csv, "sweep")
         plot_path = plot if scs is None or plot is None else _side_path(plot, "sweep")
-        try:
+        with output_errors():
             if csv_path is not None:
                 wi.write_csv(sweep_rows, csv_path)
                 out.print(f"sweep CSV written to {csv_path}", markup=False)
             if plot_path is not None:
                 wi.plot_sweep(points, spec, plot_path)
                 out.print(f"sweep plot written to {plot_path}", markup=False)
-        except OSError as e:
-            fail(f"cannot write: {e.strerror or e}")
 
 
 def _print_study(rows: list[dict[str, Any]], startups: list[str]) -> None:
@@ -282,10 +279,8 @@ def marginal(
     out.print(f"step: max({delta:g} x current, {quantum_text}); re-solves warm-started from "
               "the base plan", markup=False)
     if csv is not None:
-        try:
+        with output_errors(csv):
             write_csv(marginal_rows(values), csv)
-        except OSError as e:
-            fail(f"cannot write {csv}: {e.strerror or e}")
         out.print(f"CSV written to {csv}", markup=False)
 
 
@@ -341,10 +336,8 @@ def credits(
               f"{fmt(rep.fleet_max, 0)} ({rep.fleet_status}); sum of H_s "
               f"{fmt(rep.total_honourable, 0)} (not achievable together)", markup=False)
     if csv is not None:
-        try:
+        with output_errors(csv):
             write_csv(rows, csv)
-        except OSError as e:
-            fail(f"cannot write {csv}: {e.strerror or e}")
         out.print(f"CSV written to {csv}", markup=False)
     if not rep.plan.is_feasible:
         raise typer.Exit(EXIT_NO_PLAN)
