@@ -152,9 +152,8 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         skipped["lp"] = "less than 2 s left"
     lp_run = LpRun()
     seed_columns = np.asarray([1.0 if v > 0.5 else 0.0 for v in first])
-    if reduced is not None:
-        seed_columns[top_per_job(np.arange(model.num_vars), reduced, model.matrix().job_of,
-                                 LP_SEED_PER_JOB)] = 1.0
+    if priced is not None:  # each job's best LP_SEED_PER_JOB of its priced placements
+        seed_columns[top_per_job(priced, reduced, model.matrix().job_of, LP_SEED_PER_JOB)] = 1.0
     lp_thread = threading.Thread(
         target=lambda: lp_out.append(lp_run.solve(model, start=seed_columns.tolist(),
                                                   stop=lp_stop)),
