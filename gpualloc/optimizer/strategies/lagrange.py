@@ -73,10 +73,8 @@ class _Relaxation:
         mat = model.matrix()
         self.n = model.num_vars
         self.c = mat.cost
-        job_of = np.full(self.n, -1, np.int64)
+        job_of = mat.job_of  # a column of no job: from len(jobs_list) on
         jobs_list = list(model.by_job.items())
-        for k, (_, idx) in enumerate(jobs_list):
-            job_of[idx] = k
         sizes = [len(idx) for _, idx in jobs_list]
         self.infeasible = bool(model.infeasible)
         forced: set[str] = set()
@@ -115,7 +113,8 @@ class _Relaxation:
         self.col_ptr = np.concatenate(([0], np.cumsum(np.bincount(self.cols, minlength=self.n))))
         check()
         jobs = [(job, idx) for job, idx in jobs_list if idx]
-        jobs += [(None, [i]) for i in np.flatnonzero(job_of < 0).tolist()]  # on their own
+        alone = np.flatnonzero(job_of >= len(jobs_list)).tolist()  # columns of no job
+        jobs += [(None, [i]) for i in alone]
         sizes_arr = np.array([len(idx) for _, idx in jobs], dtype=np.int64)
         self.order = np.fromiter(chain.from_iterable(idx for _, idx in jobs), dtype=np.int64,
                                  count=int(sizes_arr.sum()))
@@ -154,7 +153,7 @@ class _Relaxation:
 def _kept(row, job_of: np.ndarray, sizes: list[int]) -> bool:
     """Whether an assignment row is one job's whole "at most / exactly one" row."""
     job = int(job_of[row.vars[0]])
-    if job < 0 or len(row.vars) != sizes[job] or any(c != 1.0 for c in row.coefs):
+    if job >= len(sizes) or len(row.vars) != sizes[job] or any(c != 1.0 for c in row.coefs):
         return False
     vs = np.asarray(row.vars)
     return bool((job_of[vs] == job).all()) and len(np.unique(vs)) == len(vs)
