@@ -512,3 +512,22 @@ def test_integer_scale_on_short_and_long_rows(coefs: list[float], max_power: int
     assert f == _smallest_power(coefs, max_power, limit)
     if f is not None:
         assert cpsat._scaled(coefs, f) == [round(c * f) for c in coefs]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_highs_hands_each_improving_plan_over_and_every_one_is_valid(inst: Instance) -> None:
+    pytest.importorskip("highspy")
+    from gpualloc.optimizer.backends.mip import HighsBackend
+    from gpualloc.optimizer.stop import Stop
+
+    model = build(inst)
+    plans: list[list[float]] = []
+    result = HighsBackend().solve(model, optimizer.SolveParams(time_limit=10), None,
+                                  stop=Stop(10), on_plan=plans.append)
+    for values in plans:
+        assert model.check(values) == []
+    if result.values is not None and model.objective_value(result.values) > 0:
+        assert plans  # HiGHS found it, so it handed it over
+        assert model.objective_value(plans[-1]) == pytest.approx(
+            model.objective_value(result.values), rel=1e-9, abs=1e-9)

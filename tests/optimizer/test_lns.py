@@ -165,3 +165,58 @@ def test_priced_neighbourhoods_free_only_priced_or_incumbent_placements(inst) ->
     for free in frees:
         sub = search.sub_model(free)
         assert sub.num_vars == len(free)
+
+
+def _support_mip(model, start, seconds: float = 20.0):
+    """A SupportMip on ``model``'s LP support (and ``start``'s placements), run to its end."""
+    import random
+
+    import numpy as np
+
+    from gpualloc.optimizer.strategies.beside import SupportMip
+    from gpualloc.optimizer.strategies.neighbourhood import SUPPORT_EPS, Search
+
+    lp = lp_relaxation(model, 10)
+    search = Search(model, list(start), None, random.Random(0))
+    free = np.flatnonzero((np.asarray(lp.values) > SUPPORT_EPS)
+                          | (np.asarray(start) > 0.5)).tolist()
+    helper = SupportMip(search, free, 0, Stop(seconds))
+    helper.thread.join(seconds)
+    return helper, free
+
+
+def test_support_mip_hands_over_valid_better_plans_within_the_support(model):
+    start = greedy_values(model)
+    helper, free = _support_mip(model, start)
+    stats = helper.finish()
+    assert stats["support_mip_status"] == "optimal", stats
+    assert stats["support_mip_size"] == len(free) < model.num_vars
+    taken = helper.take(model.objective_value(start))
+    assert taken is not None and model.check(taken) == []
+    assert model.objective_value(taken) > model.objective_value(start)
+    allowed = set(free)
+    assert all(i in allowed for i, v in enumerate(taken) if v > 0.5)
+    assert helper.take(model.objective_value(taken)) is None  # each plan once
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_support_mip_plans_are_valid_on_random_instances(inst):
+    model = build(inst)
+    start = greedy_values(model)
+    if model.check(start):
+        return  # no valid start to restrict around
+    helper, _ = _support_mip(model, start, seconds=5.0)
+    helper.finish()
+    taken = helper.take(float("-inf"))
+    assert taken is not None and model.check(taken) == []
+    assert model.objective_value(taken) >= model.objective_value(start) - 1e-9
+
+
+def test_lns_runs_highs_on_the_lp_support_beside_it(model, exact):
+    # one worker: no HiGHS on the whole model, so the LP's support gets the MIP
+    result = lns_solve(model, SolveParams(time_limit=7, workers=1), Stop(7),
+                       greedy_values(model))
+    assert result.values is not None and model.check(result.values) == []
+    assert "support_mip_status" in result.stats and "mip_status" not in result.stats
+    assert model.objective_value(result.values) <= exact + 1e-6 <= result.bound + 2e-6

@@ -98,3 +98,20 @@ def test_wide_windows_reach_the_full_lp_optimum():
     lp = lp_relaxation(model, 60)
     assert lp.status == "optimal"
     assert close(lp.objective, expected, 1e-6) and close(lp.bound, expected, 1e-5)
+
+
+def test_highs_runs_with_a_short_gil_switch_interval():
+    import sys
+
+    import highspy
+
+    from gpualloc.optimizer.backends.mip import HIGHS_SWITCH_INTERVAL, highs_threads
+
+    before = sys.getswitchinterval()
+    assert before > HIGHS_SWITCH_INTERVAL  # the interpreter's default, 5 ms
+    with highs_threads(highspy.Highs(), 1):
+        assert sys.getswitchinterval() <= HIGHS_SWITCH_INTERVAL
+        with highs_threads(highspy.Highs(), 1):
+            pass
+        assert sys.getswitchinterval() <= HIGHS_SWITCH_INTERVAL  # one still runs
+    assert sys.getswitchinterval() == before

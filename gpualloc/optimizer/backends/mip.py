@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -270,6 +271,13 @@ def _swallow_highs_banner() -> None:
 _scheduler_lock = threading.Lock()
 _scheduler_threads: int | None = None  # what HiGHS's process-global task scheduler runs with
 _highs_running = 0
+# HiGHS calls its interrupt callbacks (``stop_highs_on``) at every simplex iteration, and each
+# call waits for Python's GIL: up to the interpreter's switch interval (5 ms by default)
+# whenever another thread runs Python, the LNS beside the LP. While any HiGHS runs, the
+# interval is this (and restored after the last one): large-wide's LP beside a thread running
+# Python took 38 s at 0.1 ms, 71 s at 0.5 ms, and had not ended in 150 s at 5 ms (28 s alone).
+HIGHS_SWITCH_INTERVAL = 1e-4
+_switch_before: float | None = None
 
 
 @contextlib.contextmanager
@@ -279,10 +287,11 @@ def highs_threads(h: Any, threads: int):
     status "Not Set") unless the scheduler is reset first, which is safe only while no other
     Highs runs. While one does, the new run shares its thread count instead. Before the first
     run through here the count is unknown (HiGHS may have run in this process already, outside
-    gpualloc, with its default count): the scheduler is reset then too."""
+    gpualloc, with its default count): the scheduler is reset then too. While any Highs runs,
+    Python's thread switch interval is ``HIGHS_SWITCH_INTERVAL`` at most."""
     import highspy
 
-    global _scheduler_threads, _highs_running
+    global _scheduler_threads, _highs_running, _switch_before
     with _scheduler_lock:
         if threads != _scheduler_threads:
             if _highs_running == 0:
@@ -290,6 +299,9 @@ def highs_threads(h: Any, threads: int):
             else:
                 threads = _scheduler_threads
         _scheduler_threads = threads
+        if _highs_running == 0:
+            _switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_before, HIGHS_SWITCH_INTERVAL))
         _highs_running += 1
     h.setOptionValue("threads", threads)
     try:
@@ -297,6 +309,9 @@ def highs_threads(h: Any, threads: int):
     finally:
         with _scheduler_lock:
             _highs_running -= 1
+            if _highs_running == 0 and _switch_before is not None:
+                sys.setswitchinterval(_switch_before)
+                _switch_before = None
 
 
 def pulp_highs(threads: int = 1, **kwargs: Any):  # -> pulp.HiGHS
@@ -324,13 +339,20 @@ def stop_highs_on(h: Any, stop: Stop) -> None:
         hook.subscribe(check)
 
 
+def _highs_columns(lp: Any, x: list[Any]):  # -> (np.ndarray, int)
+    """HiGHS's column of each placement variable in ``x`` (PuLP orders them by name), and the
+    number of columns."""
+    import numpy as np
+
+    order = {v.name: v.index for v in lp.variables()}
+    return np.asarray([order[var.name] for var in x], dtype=np.int64), len(order)
+
+
 def _feed_highs(h: Any, lp: Any, x: list[Any], feed: Callable[[], list[float] | None]) -> None:
     """Hand ``feed()``'s plans to the running MIP as user solutions (HiGHS checks them)."""
     import numpy as np
 
-    order = {v.name: v.index for v in lp.variables()}
-    columns = np.asarray([order[var.name] for var in x], dtype=np.int64)
-    width = len(order)
+    columns, width = _highs_columns(lp, x)
 
     def offer(event: Any) -> None:
         values = feed()
@@ -340,6 +362,21 @@ def _feed_highs(h: Any, lp: Any, x: list[Any], feed: Callable[[], list[float] | 
             event.data_in.setSolution(col)
 
     h.cbMipUserSolution.subscribe(offer)
+
+
+def _report_highs(h: Any, lp: Any, x: list[Any], on_plan: Callable[[list[float]], None]) -> None:
+    """Hand each improving MIP solution HiGHS finds to ``on_plan`` (0/1 values by placement,
+    unchecked: the receiver checks them)."""
+    import numpy as np
+
+    columns, width = _highs_columns(lp, x)
+
+    def found(event: Any) -> None:
+        solution = np.asarray(event.data_out.mip_solution)
+        if len(solution) == width:
+            on_plan((solution[columns] > 0.5).astype(float).tolist())
+
+    h.cbMipImprovingSolution.subscribe(found)
 
 
 class HighsBackend:
@@ -360,13 +397,15 @@ class HighsBackend:
     def solve(self, model: LinearModel, params: SolveParams, start: list[float] | None = None,
               progress: ProgressCallback | None = None, *,
               stop: Stop | None = None,
-              feed: Callable[[], list[float] | None] | None = None) -> BackendResult:
+              feed: Callable[[], list[float] | None] | None = None,
+              on_plan: Callable[[list[float]], None] | None = None) -> BackendResult:
         """One HiGHS run; when it claims an optimum its bound does not prove (an early stop),
         one more run without the warm start in the time left (see ``unproven_optimum``).
         ``feed()``, when given, is asked during the MIP search for a new plan found elsewhere
-        (a portfolio's other searches): HiGHS takes it as a user solution."""
+        (a portfolio's other searches): HiGHS takes it as a user solution. ``on_plan(values)``
+        receives each improving plan HiGHS finds, from its thread, unchecked."""
         stop = stop if stop is not None else params.stop()
-        first = self._solve_once(model, params, start, stop, feed)
+        first = self._solve_once(model, params, start, stop, feed, on_plan)
         early = unproven_optimum(model, first, params.gap_tolerance)
         if early is None:
             return first
@@ -374,7 +413,7 @@ class HighsBackend:
         if stop.stopped or (left is not None and left < 0.05):
             return early
         log.debug("HiGHS stopped early: %s; running it again", early.stats["highs_early_stop"])
-        again = self._solve_once(model, params, None, stop, feed)
+        again = self._solve_once(model, params, None, stop, feed, on_plan)
         if again.values is None:
             return early
         checked = unproven_optimum(model, again, params.gap_tolerance) or again
@@ -384,7 +423,8 @@ class HighsBackend:
 
     def _solve_once(self, model: LinearModel, params: SolveParams,
                     start: list[float] | None, stop: Stop,
-                    feed: Callable[[], list[float] | None] | None = None) -> BackendResult:
+                    feed: Callable[[], list[float] | None] | None = None,
+                    on_plan: Callable[[list[float]], None] | None = None) -> BackendResult:
         import highspy
         import pulp
 
@@ -413,6 +453,8 @@ class HighsBackend:
                     lp.solverModel.setSolution(sol)
                 if feed is not None:
                     _feed_highs(h, lp, x, feed)
+                if on_plan is not None:
+                    _report_highs(h, lp, x, on_plan)
                 with highs_threads(h, max(1, params.workers)):
                     h.run()
 

@@ -49,10 +49,10 @@ from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel
 from ..model.matrix import top_per_job
 from ..stop import Stop
-from .beside import INTERVAL_MIN_WORKERS, NARROW_PER_JOB, IntervalHelper, MipHelper
+from .beside import INTERVAL_MIN_WORKERS, NARROW_PER_JOB, IntervalHelper, MipHelper, SupportMip
 from .lagrange import lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
-from .neighbourhood import Search
+from .neighbourhood import SUPPORT_EPS, Search
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ MIP_MAX_VARS, MIP_ANY_VARS = 50_000, 10_000
 # of best Lagrangian reduced cost (and its incumbent's); the LP starts from each job's best
 # LP_SEED_PER_JOB (large-wide: LP optimum 35 s after a 12 s Lagrangian, 64 s without)
 PRICED_SUPPORT, LP_SEED_PER_JOB = 8, 2
+SUPPORT_MIN_SECONDS = 5.0  # HiGHS on the LP's support only with this much time left
 
 
 def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
@@ -191,7 +192,7 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     lp_used = False
 
     def take_lp(final: bool = False) -> None:  # the LP is done: its bound, rounding, guidance
-        nonlocal bound, best, lp_used, search, mip
+        nonlocal bound, best, lp_used, search, mip, support
         lp_used = True
         lp = lp_out[0]
         stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status,
@@ -223,6 +224,12 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         if mip_worker and params.workers >= 2 and (narrow or n <= MIP_ANY_VARS) and \
                 n <= MIP_MAX_VARS:
             mip = MipHelper(model, search.values, params.seed, stop)
+        elif mip_worker and not deterministic and left() >= SUPPORT_MIN_SECONDS:
+            free = np.flatnonzero((np.asarray(lpv) > SUPPORT_EPS)
+                                  | (np.asarray(search.values) > 0.5))
+            support = SupportMip(search, free.tolist(), params.seed, stop)
+        elif mip_worker and not deterministic:
+            skipped["support mip"] = f"less than {SUPPORT_MIN_SECONDS:g} s left after the LP"
 
     search = Search(model, values, None, rng, None if priced is None else priced.tolist())
     report()
@@ -232,6 +239,7 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         params.workers < INTERVAL_MIN_WORKERS or model.num_vars > INTERVAL_MAX_VARS \
         else IntervalHelper(model, values, params.seed, stop)
     mip: MipHelper | None = None  # HiGHS branch and bound once the LP is done (see take_lp)
+    support: SupportMip | None = None  # or HiGHS on the LP's support (see take_lp)
     size = min(START_SIZE, model.num_vars)
     rounds = improved = 0
     tol = params.gap_tolerance
@@ -248,7 +256,7 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             continue
         if not lp_used and lp_run.bound is not None:  # the LP's bound so far is proven too
             bound = min(bound, lp_run.bound + model.objective_offset)
-        for name, side in (("interval", helper), ("mip", mip)):
+        for name, side in (("interval", helper), ("mip", mip), ("support_mip", support)):
             taken = side.take(best) if side is not None else None
             if taken is not None:
                 search.adopt(taken)
@@ -264,8 +272,10 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         free = search.neighbourhood(size)
         sub = search.sub_model(free)
         limit = max(0.2, min(SUB_SECONDS, left() - 0.3))
-        # HiGHS beside the search runs on one thread: leave it a core of its own
-        sub_workers = max(1, params.workers - (1 if mip is not None else 0))
+        # HiGHS beside the search (the LP, its support's MIP or the whole model's) runs on
+        # one thread: leave it a core of its own
+        beside = mip is not None or support is not None or lp_thread.is_alive()
+        sub_workers = max(1, params.workers - (1 if beside else 0))
         sub_params = SolveParams(
             time_limit=limit, seed=rng.randrange(1 << 30), workers=sub_workers,
             gap_tolerance=1e-6, linearization_level=SUB_LINEARIZATION,
@@ -286,7 +296,7 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             if mip is not None:
                 mip.offer(search.values)
             report()
-    for side in (helper, mip):
+    for side in (helper, mip, support):
         if side is None:
             continue
         stats.update(side.finish())
