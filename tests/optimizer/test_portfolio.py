@@ -15,7 +15,13 @@ from gpualloc.optimizer.backends.greedy import greedy_values
 from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.solve import choose_strategy
 from gpualloc.optimizer.stop import Stop
-from gpualloc.optimizer.strategies import EXACT_MAX_VARS, NARROW_PER_JOB, choose_engine
+from gpualloc.optimizer.strategies import (
+    EXACT_MAX_VARS,
+    NARROW_LNS_FROM,
+    NARROW_PER_JOB,
+    choose_engine,
+)
+from gpualloc.optimizer.strategies.lns import LNS_THRESHOLD
 from gpualloc.optimizer.strategies.portfolio import (
     MEMBERS,
     PORTFOLIO_MIN_VARS,
@@ -115,6 +121,16 @@ def test_auto_engine_by_workers_and_size(instance):
     assert choose_engine(narrow, "auto", 1) == ("highs", "exact", 1)  # deterministic
     assert choose_engine(narrow, "exact", 2) == ("highs", "exact", 2)
     assert choose_engine(narrow, "auto", 2) == ("highs", "exact", 2)
+    assert narrow.num_vars < NARROW_LNS_FROM
+
+
+def test_auto_engine_runs_the_lns_on_big_narrow_models_with_two_workers():
+    big = build(generate(10, 20, 1300, 26, seed=2))
+    assert NARROW_LNS_FROM <= big.num_vars <= NARROW_PER_JOB * len(big.by_job), big.num_vars
+    assert big.num_vars < LNS_THRESHOLD
+    assert choose_engine(big, "auto", 2) == ("cpsat", "lns", 2)
+    assert choose_engine(big, "auto", 1) == ("highs", "exact", 1)  # deterministic
+    assert choose_engine(big, "exact", 2) == ("highs", "exact", 2)
 
 
 def test_default_solve_uses_every_core(instance, exact):

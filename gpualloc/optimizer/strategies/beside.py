@@ -60,6 +60,10 @@ class _Beside:
         self.thread = threading.Thread(target=target, name=name, daemon=True)
         self.thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
     def take(self, best: float) -> list[float] | None:
         """Its best plan when it beats ``best`` and passes ``model.check`` (each plan once)."""
         with self.lock:
