@@ -247,6 +247,7 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
             box["plan"] = optimizer.solve(inst, engine, stop=solve_stop,
                                           progress=progress if live is not None else None,
                                           incumbent=lambda p: box.setdefault("incumbent", p),
+                                          ready=lambda p: box.setdefault("ready", p),
                                           **kwargs, **loaded)
         except BaseException as e:  # re-raised in the main thread below
             box["error"] = e
@@ -263,6 +264,9 @@ def _solve_live(prepare: Callable[[], dict[str, Any]], engine: optimizer.Backend
             while worker.is_alive():
                 worker.join(0.05)
                 signalled = box.get("signalled")
+                if "ready" in box:  # the plan is made; the worker is freeing the model
+                    box.setdefault("plan", box["ready"])
+                    break
                 if signalled is not None and time.monotonic() - signalled > GRACE:
                     outcome.why = "the solve did not return in time"
                     box.setdefault("plan", box.get("incumbent"))  # the best plan so far

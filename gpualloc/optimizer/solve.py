@@ -63,6 +63,7 @@ def solve(
     customize: Customize | None = None,
     incumbent: Callable[[Plan], None] | None = None,
     model: LinearModel | None = None,
+    ready: Callable[[Plan], None] | None = None,
 ) -> Plan:
     """Plan ``instance`` with ``backend``; the result carries status, bound, gap and runtime.
 
@@ -84,6 +85,8 @@ def solve(
     change objective coefficients): analyses that solve a variant of the instance call the one
     pipeline that way. ``incumbent(plan)`` receives the plan of the valid start (warm start or
     greedy) before the search begins: the best plan so far, for a caller that cannot wait.
+    ``ready(plan)`` receives the plan ``solve`` returns as soon as it is made, before the
+    model is freed (large-wide, 650k placements: freeing it takes about a second).
 
     ``backend``: ``"auto"`` (default) picks the engine and strategy for the model and the
     workers (``strategies.choose_engine``); a backend name runs that backend.
@@ -108,12 +111,22 @@ def solve(
 
         check_memory(instance, max_memory)
     stop = stop if stop is not None else Stop(time_limit)
+    delivered: list[Plan] = []
+
+    def deliver(plan: Plan) -> None:
+        delivered.append(plan)
+        if ready is not None:
+            ready(plan)
+
     with gc_paused():  # a big model is millions of objects: collections would crawl over them
-        return _solve(instance, backend, stop, time_limit=time_limit, seed=seed,
+        plan = _solve(instance, backend, stop, time_limit=time_limit, seed=seed,
                       workers=workers, gap_tolerance=gap_tolerance, warm_start=warm_start,
                       progress=progress, log_search=log_search, previous=previous, now=now,
                       stability=stability, strategy=strategy, limits=limits,
-                      customize=customize, incumbent=incumbent, model=model)
+                      customize=customize, incumbent=incumbent, model=model, ready=deliver)
+    if ready is not None and not delivered:  # an early return (stopped while building)
+        ready(plan)
+    return plan
 
 
 def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit: float | None,
@@ -121,7 +134,7 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
            progress: ProgressCallback | None, log_search: bool, previous: Plan | None,
            now: int | None, stability: float, strategy: str, limits: dict[str, float] | None,
            customize: Customize | None, incumbent: Callable[[Plan], None] | None,
-           model: LinearModel | None) -> Plan:
+           model: LinearModel | None, ready: Callable[[Plan], None] | None) -> Plan:
     began = time.perf_counter()
     workers = available_cores() if workers is None else max(1, workers)
     auto = backend == "auto"
@@ -207,7 +220,9 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
     if fairness is not None:
         plan = plan.model_copy(update={"summary": {**plan.summary,
                                                    "fairness": fairness.summary(instance, plan)}})
-    return plan
+    if ready is not None:
+        ready(plan)
+    return plan  # the model is freed on the way out: a second or more at a million placements
 
 
 SMALL_GREEDY_VARS = 20_000  # up to this size the greedy start may run past the search budget

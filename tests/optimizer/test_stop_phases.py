@@ -168,3 +168,14 @@ def test_pipeline_keeps_a_warm_start_when_stopped_before_the_search(wide: Instan
     assert plan.status == SolveStatus.FEASIBLE and validate(wide, plan) == []
     assert plan.objective == pytest.approx(first.objective)
     assert plan.bound is not None and plan.bound >= plan.objective
+
+
+@pytest.mark.parametrize("stop_first", [False, True])
+def test_ready_receives_the_returned_plan_before_solve_returns(stop_first):
+    inst = generate(3, 3, 20, 8, seed=5)
+    got: list = []
+    stop = requested() if stop_first else Stop(None)
+    plan = solve(inst, "greedy", stop=stop, ready=got.append)
+    assert got == [plan] and got[0] is plan
+    if plan.objective is not None:
+        assert validate(inst, plan) == []

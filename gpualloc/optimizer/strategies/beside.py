@@ -31,6 +31,9 @@ from .neighbourhood import Search
 
 INTERVAL_MIN_WORKERS = 3  # the interval model joins from this many workers (README)
 NARROW_PER_JOB = 40  # at most this many placements per job on average: narrow windows
+# seconds to wait for a stopped search to return (after SIGINT/SIGTERM: JOIN_INTERRUPTED, so
+# that the LNS returns its plan within the CLI's grace; the thread ends soon after)
+JOIN_SECONDS, JOIN_INTERRUPTED = 5.0, 0.2
 
 
 class _Beside:
@@ -57,7 +60,9 @@ class _Beside:
             except Exception as e:  # a helper failing must not end the LNS
                 self.result = BackendResult("unknown", stats={"error": f"{type(e).__name__}"})
 
-        self.thread = threading.Thread(target=target, name=name, daemon=True)
+        # not a daemon: an interrupted LNS returns without waiting for it (JOIN_INTERRUPTED),
+        # and the interpreter's exit must wait for HiGHS to stop (it aborts otherwise)
+        self.thread = threading.Thread(target=target, name=name, daemon=False)
         self.thread.start()
 
     @property
@@ -76,10 +81,10 @@ class _Beside:
             return None
         return plan[1] if not self.model.check(plan[1]) else None
 
-    def _join(self, stop: Stop) -> None:
+    def _join(self, stop: Stop, wait: float) -> None:
         stop.request()
         if self.thread is not None:
-            self.thread.join(timeout=5.0)
+            self.thread.join(timeout=wait)
 
 
 class IntervalHelper(_Beside):
@@ -94,8 +99,9 @@ class IntervalHelper(_Beside):
             model, SolveParams(time_limit=None, seed=seed, workers=1), start,
             stop=self.stop, on_plan=self._found), "gpualloc-interval")
 
-    def finish(self) -> dict[str, Any]:
-        self._join(self.stop)
+    def finish(self, wait: float = JOIN_SECONDS) -> dict[str, Any]:
+        """Stop it and wait for it (at most ``wait`` seconds); its stats."""
+        self._join(self.stop, wait)
         r = self.result
         return {"interval_plans": self.found,
                 "interval_status": r.stats.get("interval_status", r.status) if r else "running"}
@@ -134,8 +140,9 @@ class MipHelper(_Beside):
         r = self.result
         return r.bound if r is not None and r.bound is not None else fallback
 
-    def finish(self) -> dict[str, Any]:
-        self._join(self.stop)
+    def finish(self, wait: float = JOIN_SECONDS) -> dict[str, Any]:
+        """Stop it and wait for it (at most ``wait`` seconds); its stats."""
+        self._join(self.stop, wait)
         r = self.result
         return {"mip_status": r.status if r else "running", "mip_offers": self.offers,
                 "mip_bound": r.bound if r else None}
@@ -173,8 +180,9 @@ class SupportMip(_Beside):
 
         self._start(run, "gpualloc-support-mip")
 
-    def finish(self) -> dict[str, Any]:
-        self._join(self.stop)
+    def finish(self, wait: float = JOIN_SECONDS) -> dict[str, Any]:
+        """Stop it and wait for it (at most ``wait`` seconds); its stats."""
+        self._join(self.stop, wait)
         r = self.result
         return {"support_mip_status": r.status if r else "running",
                 "support_mip_size": self.size, "support_mip_plans": self.found}

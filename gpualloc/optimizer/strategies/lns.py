@@ -53,7 +53,15 @@ from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel
 from ..model.matrix import top_per_job
 from ..stop import Stop
-from .beside import INTERVAL_MIN_WORKERS, NARROW_PER_JOB, IntervalHelper, MipHelper, SupportMip
+from .beside import (
+    INTERVAL_MIN_WORKERS,
+    JOIN_INTERRUPTED,
+    JOIN_SECONDS,
+    NARROW_PER_JOB,
+    IntervalHelper,
+    MipHelper,
+    SupportMip,
+)
 from .lagrange import lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 from .neighbourhood import SUPPORT_EPS, Search
@@ -311,10 +319,11 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             if mip is not None:
                 mip.offer(search.values)
             report()
+    wait = JOIN_INTERRUPTED if stop.interrupted else JOIN_SECONDS
     for side in (helper, mip, support):
         if side is None:
             continue
-        stats.update(side.finish())
+        stats.update(side.finish(wait))
         taken = side.take(best)  # its last plan, if better
         if taken is not None:
             search.adopt(taken)
@@ -329,7 +338,7 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         else:  # HiGHS stops at its next check; wait for it so that no Highs outlives the
             # solve (two Highs running at once in one process can break the second one)
             lp_stop.request()
-            lp_thread.join(timeout=2.0)
+            lp_thread.join(timeout=min(2.0, wait))
             if lp_thread.is_alive():
                 skipped["lp"] = "still running when the search ended (left behind)"
     values = search.values
