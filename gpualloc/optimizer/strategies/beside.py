@@ -15,8 +15,9 @@
   columns 23,372 in 60 s). Each improving plan it finds is offered to the LNS at once. Its
   bound holds for the restricted model only and is not used.
 
-They are stopped with the LNS and waited for (no HiGHS may outlive the solve); every plan
-taken over has passed ``model.check``.
+They are stopped with the LNS and waited for (at most ``JOIN_SECONDS``; after SIGINT or
+SIGTERM only ``JOIN_INTERRUPTED``, and HiGHS then ends in its thread just after the solve
+returns); every plan taken over has passed ``model.check``.
 """
 
 from __future__ import annotations
