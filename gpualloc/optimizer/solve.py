@@ -111,22 +111,12 @@ def solve(
 
         check_memory(instance, max_memory)
     stop = stop if stop is not None else Stop(time_limit)
-    delivered: list[Plan] = []
-
-    def deliver(plan: Plan) -> None:
-        delivered.append(plan)
-        if ready is not None:
-            ready(plan)
-
     with gc_paused():  # a big model is millions of objects: collections would crawl over them
-        plan = _solve(instance, backend, stop, time_limit=time_limit, seed=seed,
+        return _solve(instance, backend, stop, time_limit=time_limit, seed=seed,
                       workers=workers, gap_tolerance=gap_tolerance, warm_start=warm_start,
                       progress=progress, log_search=log_search, previous=previous, now=now,
                       stability=stability, strategy=strategy, limits=limits,
-                      customize=customize, incumbent=incumbent, model=model, ready=deliver)
-    if ready is not None and not delivered:  # an early return (stopped while building)
-        ready(plan)
-    return plan
+                      customize=customize, incumbent=incumbent, model=model, ready=ready)
 
 
 def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit: float | None,
@@ -151,7 +141,8 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
         except StopRequested as e:
             cause = "the time limit ended" if e.why == "time limit" else "interrupted"
             why = f"{cause} while building the model ({e.detail})"
-            return _without_model(instance, engine.name, params, began, why, warm_start)
+            return _handed(ready, _without_model(instance, engine.name, params, began, why,
+                                                 warm_start))
     log.debug("model %s built in %.2fs", model.size(), time.perf_counter() - began)
     replan = None
     if previous is not None:
@@ -220,9 +211,15 @@ def _solve(instance: Instance, backend: str | Backend, stop: Stop, *, time_limit
     if fairness is not None:
         plan = plan.model_copy(update={"summary": {**plan.summary,
                                                    "fairness": fairness.summary(instance, plan)}})
+    return _handed(ready, plan)  # the model is freed on the way out: a second or more at a
+    # million placements
+
+
+def _handed(ready: Callable[[Plan], None] | None, plan: Plan) -> Plan:
+    """``plan``, handed to ``ready`` first (see ``solve``)."""
     if ready is not None:
         ready(plan)
-    return plan  # the model is freed on the way out: a second or more at a million placements
+    return plan
 
 
 SMALL_GREEDY_VARS = 20_000  # up to this size the greedy start may run past the search budget

@@ -40,8 +40,9 @@ JOIN_SECONDS, JOIN_INTERRUPTED = 5.0, 0.2
 class _Beside:
     """A search in a thread with a mailbox for its best plan."""
 
-    def __init__(self, model: LinearModel) -> None:
+    def __init__(self, model: LinearModel, stop: Stop) -> None:
         self.model = model
+        self.stop = stop.child()  # ends it alone (``finish``) or with the LNS
         self.lock = threading.Lock()
         self.plan: tuple[float, list[float]] | None = None
         self.found = 0
@@ -82,10 +83,15 @@ class _Beside:
             return None
         return plan[1] if not self.model.check(plan[1]) else None
 
-    def _join(self, stop: Stop, wait: float) -> None:
-        stop.request()
+    def finish(self, wait: float = JOIN_SECONDS) -> dict[str, Any]:
+        """Stop it and wait for it (at most ``wait`` seconds); its stats."""
+        self.stop.request()
         if self.thread is not None:
             self.thread.join(timeout=wait)
+        return self._stats(self.result)
+
+    def _stats(self, r: BackendResult | None) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 class IntervalHelper(_Beside):
@@ -94,16 +100,12 @@ class IntervalHelper(_Beside):
     def __init__(self, model: LinearModel, start: list[float], seed: int, stop: Stop) -> None:
         from ..backends.interval import IntervalBackend
 
-        super().__init__(model)
-        self.stop = stop.child()
+        super().__init__(model, stop)
         self._start(lambda: IntervalBackend().solve(
             model, SolveParams(time_limit=None, seed=seed, workers=1), start,
             stop=self.stop, on_plan=self._found), "gpualloc-interval")
 
-    def finish(self, wait: float = JOIN_SECONDS) -> dict[str, Any]:
-        """Stop it and wait for it (at most ``wait`` seconds); its stats."""
-        self._join(self.stop, wait)
-        r = self.result
+    def _stats(self, r: BackendResult | None) -> dict[str, Any]:
         return {"interval_plans": self.found,
                 "interval_status": r.stats.get("interval_status", r.status) if r else "running"}
 
@@ -117,8 +119,7 @@ class MipHelper(_Beside):
     def __init__(self, model: LinearModel, start: list[float], seed: int, stop: Stop) -> None:
         from ..backends.mip import HighsBackend
 
-        super().__init__(model)
-        self.stop = stop.child()
+        super().__init__(model, stop)
         self.fed: list[float] | None = None
         self.offers = 0
         self._start(lambda: HighsBackend().solve(
@@ -141,10 +142,7 @@ class MipHelper(_Beside):
         r = self.result
         return r.bound if r is not None and r.bound is not None else fallback
 
-    def finish(self, wait: float = JOIN_SECONDS) -> dict[str, Any]:
-        """Stop it and wait for it (at most ``wait`` seconds); its stats."""
-        self._join(self.stop, wait)
-        r = self.result
+    def _stats(self, r: BackendResult | None) -> dict[str, Any]:
         return {"mip_status": r.status if r else "running", "mip_offers": self.offers,
                 "mip_bound": r.bound if r else None}
 
@@ -157,8 +155,7 @@ class SupportMip(_Beside):
         from ..backends.mip import HighsBackend
 
         model = search.model
-        super().__init__(model)
-        self.stop = stop.child()
+        super().__init__(model, stop)
         self.size = len(free)
         base = list(search.values)
         sub = search.sub_model(free)
@@ -181,9 +178,6 @@ class SupportMip(_Beside):
 
         self._start(run, "gpualloc-support-mip")
 
-    def finish(self, wait: float = JOIN_SECONDS) -> dict[str, Any]:
-        """Stop it and wait for it (at most ``wait`` seconds); its stats."""
-        self._join(self.stop, wait)
-        r = self.result
+    def _stats(self, r: BackendResult | None) -> dict[str, Any]:
         return {"support_mip_status": r.status if r else "running",
                 "support_mip_size": self.size, "support_mip_plans": self.found}

@@ -271,6 +271,9 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
             continue
         if not lp_used and lp_run.bound is not None:  # the LP's bound so far is proven too
             bound = min(bound, lp_run.bound + model.objective_offset)
+        # the support's MIP has ended: its last plan is taken just below, then HiGHS on the
+        # whole model starts from the incumbent
+        support_ended = whole_later and support is not None and not support.running
         for name, side in (("interval", helper), ("mip", mip), ("support_mip", support)):
             taken = side.take(best) if side is not None else None
             if taken is not None:
@@ -278,13 +281,8 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
                 best = model.objective_value(search.values)
                 stats[f"{name}_adopted"] = stats.get(f"{name}_adopted", 0) + 1
                 report()
-        if whole_later and support is not None and not support.running:
-            whole_later = False  # the support's MIP has ended: HiGHS on the whole model
-            stats.update(support.finish())
-            taken = support.take(best)
-            if taken is not None:
-                search.adopt(taken)
-                best = model.objective_value(search.values)
+        if support_ended:
+            whole_later = False
             mip = MipHelper(model, search.values, params.seed, stop)
         if mip is not None:
             bound = min(bound, mip.bound(bound - model.objective_offset)
