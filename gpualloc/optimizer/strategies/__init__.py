@@ -1,5 +1,5 @@
-"""Ways of attacking a model: exact (one backend), portfolio, LNS, LP by column generation and
-the Lagrangian bound.
+"""Ways of attacking a model: exact (one backend), portfolio, LNS, partition (huge models, part
+by part, then the LNS on the whole), LP by column generation and the Lagrangian bound.
 
 A strategy is not a backend: ``solve`` chooses one (``choose_strategy``) and runs it. Each takes
 ``(model, params, stop, start, progress, engine=...)`` and returns a ``BackendResult`` like a
@@ -16,7 +16,7 @@ from ..model.formulation import LinearModel
 from ..stop import Stop
 
 Run = Callable[..., BackendResult]
-STRATEGIES = ("auto", "exact", "lns", "portfolio")
+STRATEGIES = ("auto", "exact", "lns", "partition", "portfolio")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ def _lns(model: LinearModel, params: SolveParams, stop: Stop, start: list[float]
     return lns_solve(model, params, stop, start, progress)
 
 
+def _partition(model: LinearModel, params: SolveParams, stop: Stop, start: list[float] | None,
+               progress: ProgressCallback | None, *, engine: Backend) -> BackendResult:
+    from .partition import partition_solve
+
+    return partition_solve(model, params, stop, start, progress)
+
+
 def _portfolio(model: LinearModel, params: SolveParams, stop: Stop, start: list[float] | None,
                progress: ProgressCallback | None, *, engine: Backend) -> BackendResult:
     from .portfolio import portfolio_solve
@@ -50,6 +57,7 @@ def _portfolio(model: LinearModel, params: SolveParams, stop: Stop, start: list[
 
 _STRATEGIES = {"exact": Strategy("exact", None, exact),
                "lns": Strategy("lns", "lns", _lns),
+               "partition": Strategy("partition", "partition", _partition),
                "portfolio": Strategy("portfolio", "portfolio", _portfolio)}
 
 
@@ -63,7 +71,8 @@ def get_strategy(name: str) -> Strategy:
 def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
                     workers: int = 1) -> str:
     """The strategy ``solve`` runs: ``strategy`` itself unless it is ``"auto"``, which for
-    ``cpsat`` picks LNS above ``lns.LNS_THRESHOLD`` variables, the CP-SAT + HiGHS portfolio
+    ``cpsat`` picks the partition from ``partition.PARTITION_MIN_JOBS`` jobs above
+    ``lns.LNS_THRESHOLD`` variables, LNS above that many variables, the CP-SAT + HiGHS portfolio
     from ``portfolio.PORTFOLIO_MIN_VARS`` variables when there are two workers or more (one
     worker stays deterministic), and the exact backend otherwise."""
     from .lns import LNS_THRESHOLD
@@ -76,7 +85,7 @@ def choose_strategy(backend: str, model: LinearModel, strategy: str = "auto",
     if backend != "cpsat":
         return "exact"
     if model.num_vars > LNS_THRESHOLD:
-        return "lns"
+        return "partition" if _huge(model) else "lns"
     if workers >= 2 and model.num_vars >= PORTFOLIO_MIN_VARS and portfolio_available():
         return "portfolio"
     return "exact"
@@ -98,19 +107,20 @@ def choose_engine(model: LinearModel, strategy: str = "auto",
     CP-SAT on the whole model with one worker (medium shape: 0.1% in 60 s; two CP-SAT
     workers 0.9%, LNS 1.5%); on narrow windows HiGHS alone on every worker, but the LNS from
     ``NARROW_LNS_FROM`` variables with two workers or more; LNS above ``lns.LNS_THRESHOLD``
-    always. An explicit ``lns`` or ``portfolio`` runs on CP-SAT with
+    always, by partition from ``partition.PARTITION_MIN_JOBS`` jobs. An explicit ``lns``,
+    ``partition`` or ``portfolio`` runs on CP-SAT with
     every worker; ``exact`` on the engine chosen as for one worker."""
     from .lns import LNS_THRESHOLD
 
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     n = model.num_vars
-    if strategy in ("lns", "portfolio"):
+    if strategy in ("lns", "partition", "portfolio"):
         return "cpsat", strategy, workers
     if n < EXACT_MAX_VARS:
         return "cpsat", "exact", workers
     if strategy == "auto" and n > LNS_THRESHOLD:
-        return "cpsat", "lns", workers
+        return "cpsat", "partition" if _huge(model) else "lns", workers
     narrow = n <= NARROW_PER_JOB * max(1, len(model.by_job))
     if not narrow:
         return "cpsat", "exact", 1
@@ -123,6 +133,12 @@ def choose_engine(model: LinearModel, strategy: str = "auto",
     # narrow and smaller: HiGHS alone, every worker (60 s, 2 workers: medium narrow 2,372.25
     # against the LNS's 2,366.35; 700 jobs, 13,335 binaries, 4,858.95 against 4,819.05)
     return ("highs" if _highs_available() else "cpsat"), "exact", workers
+
+
+def _huge(model: LinearModel) -> bool:
+    from .partition import PARTITION_MIN_JOBS
+
+    return len(model.by_job) >= PARTITION_MIN_JOBS
 
 
 def _highs_available() -> bool:

@@ -62,7 +62,7 @@ from .beside import (
     MipHelper,
     SupportMip,
 )
-from .lagrange import lagrangian_bound, priced_order
+from .lagrange import LagrangeResult, lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 from .neighbourhood import SUPPORT_EPS, Search
 
@@ -93,11 +93,13 @@ SUPPORT_MIN_SECONDS = 5.0  # HiGHS on the LP's support only with this much time 
 def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
               start: list[float] | None = None,
               progress: ProgressCallback | None = None,
-              interval_worker: bool = True, mip_worker: bool = True) -> BackendResult:
+              interval_worker: bool = True, mip_worker: bool = True,
+              lagrangian: LagrangeResult | None = None) -> BackendResult:
     """Maximise ``model`` by LP bound + CP-SAT large-neighbourhood search (see module doc).
 
     Every phase (greedy, Lagrangian, LP thread, roundings, sub-solves) runs under ``stop``
     (default: one for ``params.time_limit``); ``params.lns_rounds`` fixes the number of rounds.
+    ``lagrangian``: a Lagrangian result of ``model`` already at hand (``lagrangian_stage``).
     """
     from ..backends.cpsat import CpSatBackend
 
@@ -130,19 +132,17 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     # First a Lagrangian bound (seconds, within a fraction of a percent of the LP's on the
     # large tier) and the greedy plan in the order of its reduced costs.
     lag_seconds = None if deterministic else min(LAGRANGE_SECONDS, 0.1 * left())
-    lag = None
-    if stop.stopped:
+    lag = lagrangian  # the caller's (the partition's, of this model), else computed here
+    if lag is None and stop.stopped:
         skipped["lagrangian"] = f"{stop.why()} before it began"
-    elif lag_seconds is not None and lag_seconds < model.matrix().seconds:
+    elif lag is None and lag_seconds is not None and lag_seconds < model.matrix().seconds:
         # its set-up (the relaxed rows' arrays) takes about as long as the matrix did and
         # cannot be stopped: 1.8 s at 650k placements, for a 0.3 s budget at a 5 s limit
         skipped["lagrangian"] = (f"{lag_seconds:.1f} s for it, less than its set-up time "
                                  f"(about {model.matrix().seconds:.1f} s)")
-    else:
-        lag_stop = stop if lag_seconds is None else stop.child(seconds=lag_seconds)
-        lag = lagrangian_bound(
-            model, None, stop=lag_stop,
-            max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000)
+    elif lag is None:
+        lag = lagrangian_stage(model, stop, lag_seconds, deterministic)
+    if lag is not None:
         stats.update(lagrangian_bound=lag.bound, lagrangian_iterations=lag.iterations,
                      lagrangian_seconds=round(lag.seconds, 3))
         if lag.bound is not None:
@@ -351,6 +351,15 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     gap = _gap(best + model.objective_offset, bound)
     status = "optimal" if gap <= tol else "feasible"
     return BackendResult(status, values, bound - model.objective_offset, stats)
+
+
+def lagrangian_stage(model: LinearModel, stop: Stop, seconds: float | None,
+                     deterministic: bool = False) -> LagrangeResult:
+    """The LNS's Lagrangian bound: ``seconds`` of subgradient (None: ``LAGRANGE_ITERATIONS``
+    iterations when ``deterministic``)."""
+    lag_stop = stop if seconds is None else stop.child(seconds=seconds)
+    return lagrangian_bound(model, None, stop=lag_stop,
+                            max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000)
 
 
 def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]]:

@@ -4,6 +4,7 @@ activities and the variable-to-row map come from the model's shared matrix."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -122,34 +123,7 @@ class Search:
 
     def sub_model(self, free: list[int]) -> LinearModel:
         """The model over ``free`` with every other variable fixed to the incumbent."""
-        model, values, mat = self.model, self.values, self.mat
-        cols = np.asarray(free, dtype=np.int64)
-        take = concat_ranges(mat.col_ptr, cols)
-        local = np.repeat(np.arange(len(cols)), mat.col_ptr[cols + 1] - mat.col_ptr[cols])
-        rows, coefs = mat.col_rows[take], mat.col_vals[take]
-        on = np.asarray(values)[cols][local] > 0.5
-        by_row = np.argsort(rows, kind="stable")
-        rows, local, coefs, on = rows[by_row], local[by_row], coefs[by_row], on[by_row]
-        cuts = np.flatnonzero(np.diff(rows)) + 1
-        firsts = np.concatenate(([0], cuts)) if len(rows) else cuts
-        fixed_part = np.add.reduceat(np.where(on, coefs, 0.0), firsts) if len(rows) else []
-        positive = np.add.reduceat(np.maximum(coefs, 0.0), firsts) if len(rows) else []
-        sub = LinearModel()
-        sub.placements = [model.placements[v] for v in free]
-        sub.objective = [model.objective[v] for v in free]
-        for k, v in enumerate(free):
-            sub.by_job.setdefault(model.placements[v].job, []).append(k)
-        bounds = [*firsts.tolist(), len(rows)] if len(rows) else [0]
-        local_l, coefs_l = local.tolist(), coefs.tolist()
-        for g, r in enumerate(rows[firsts].tolist() if len(rows) else []):
-            row = model.rows[r]
-            rhs = row.rhs - (self.activity[r] - fixed_part[g])
-            if row.sense == "<=" and positive[g] <= rhs + 1e-9:
-                continue  # can never bind
-            a, b = bounds[g], bounds[g + 1]
-            sub.rows.append(Row(row.kind, row.name, local_l[a:b], coefs_l[a:b], row.sense,
-                                _clean(float(rhs)), row.key))
-        return sub
+        return restricted(self.model, self.values, self.activity, free)
 
     def adopt(self, values: list[float]) -> None:
         """Make ``values`` (a checked plan found elsewhere) the incumbent."""
@@ -164,6 +138,46 @@ class Search:
                 rows, coefs = mat.column(v)
                 np.add.at(self.activity, rows, (new - self.values[v]) * coefs)
                 self.values[v] = new
+
+
+def restricted(model: LinearModel, values: list[float] | np.ndarray, activity: np.ndarray,
+               free: list[int], rhs: np.ndarray | None = None) -> LinearModel:
+    """The model over ``free`` with every other variable fixed to ``values`` (``activity``:
+    the rows' activities at ``values``). ``rhs`` (one per row) replaces the rows' rhs where it
+    differs, floored on rows of integral coefficients: the rhs of a partition's parts."""
+    mat = model.matrix()
+    cols = np.asarray(free, dtype=np.int64)
+    take = concat_ranges(mat.col_ptr, cols)
+    local = np.repeat(np.arange(len(cols)), mat.col_ptr[cols + 1] - mat.col_ptr[cols])
+    rows, coefs = mat.col_rows[take], mat.col_vals[take]
+    on = np.asarray(values)[cols][local] > 0.5
+    by_row = np.argsort(rows, kind="stable")
+    rows, local, coefs, on = rows[by_row], local[by_row], coefs[by_row], on[by_row]
+    cuts = np.flatnonzero(np.diff(rows)) + 1
+    firsts = np.concatenate(([0], cuts)) if len(rows) else cuts
+    fixed_part = np.add.reduceat(np.where(on, coefs, 0.0), firsts) if len(rows) else []
+    positive = np.add.reduceat(np.maximum(coefs, 0.0), firsts) if len(rows) else []
+    sub = LinearModel()
+    sub.placements = [model.placements[v] for v in free]
+    sub.objective = [model.objective[v] for v in free]
+    for k, v in enumerate(free):
+        sub.by_job.setdefault(model.placements[v].job, []).append(k)
+    bounds = [*firsts.tolist(), len(rows)] if len(rows) else [0]
+    local_l, coefs_l = local.tolist(), coefs.tolist()
+    for g, r in enumerate(rows[firsts].tolist() if len(rows) else []):
+        row = model.rows[r]
+        a, b = bounds[g], bounds[g + 1]
+        limit = row.rhs
+        if rhs is not None and rhs[r] != row.rhs:
+            limit = float(rhs[r])
+            if all(float(c).is_integer() for c in coefs_l[a:b]):
+                limit = math.floor(limit + 1e-9)
+        left = limit - (activity[r] - fixed_part[g])
+        if row.sense == "<=" and positive[g] <= left + 1e-9:
+            continue  # can never bind
+        sub.rows.append(Row(row.kind, row.name, local_l[a:b], coefs_l[a:b], row.sense,
+                            _clean(float(left)), row.key))
+    return sub
 
 
 def _clean(x: float) -> float:
