@@ -140,6 +140,27 @@ def test_partition_stopped_before_it_begins_keeps_a_valid_plan(model, monkeypatc
     assert result.stats.get("partition_skipped", "").startswith("part 1")
 
 
+def test_partition_interrupted_in_a_part_returns_the_joined_plan_at_once(model, monkeypatch):
+    _force_parts(monkeypatch, model.num_vars // 3)
+    stop = Stop(30)
+    real, calls = part.lns_solve, []
+
+    def interrupting(sub, params, part_stop=None, start=None, progress=None, **kwargs):
+        calls.append(sub.num_vars)
+        result = real(sub, SolveParams(time_limit=1, workers=1), Stop(1), start)
+        stop.request()  # SIGINT during the first part
+        return result
+
+    monkeypatch.setattr(part, "lns_solve", interrupting)
+    result = part.partition_solve(model, SolveParams(time_limit=30, workers=1), stop)
+    assert len(calls) == 1  # no other part, and no search of the whole model
+    assert result.stats["stopped"] is True
+    assert result.stats["partition_skipped"].startswith("part 2")
+    assert model.check(result.values) == []
+    assert result.bound is not None
+    assert model.objective_value(result.values) <= result.bound + 1e-6
+
+
 def test_partition_without_time_limit_or_with_rounds_is_the_lns(model):
     result = part.partition_solve(model, SolveParams(time_limit=None, lns_rounds=2),
                                   Stop(None))

@@ -13,7 +13,8 @@ rhs sum to its rhs). The LNS on the whole model then improves it for the rest of
 (``WHOLE_SHARE``) and gives the bound (a part's bound holds for its share only, unused).
 
 Parts left unsolved (SIGINT/SIGTERM, or a part that found no plan) keep the base plan's
-placements, so the joined plan is never worse than the base plan.
+placements, so the joined plan is never worse than the base plan; after SIGINT/SIGTERM it is
+returned at once, without the search of the whole.
 """
 
 from __future__ import annotations
@@ -188,6 +189,10 @@ def partition_solve(model: LinearModel, params: SolveParams, stop: Stop | None =
         joined = base  # never expected: a part's plan is never worse than its start
     if why is not None:
         stats["partition_skipped"] = why
+    if stop.interrupted:  # SIGINT/SIGTERM: the joined plan at once, no search of the whole
+        return BackendResult("unknown" if joined is None else "feasible", joined,
+                             None if lag is None else lag.bound,
+                             {**stats, "strategy": "partition", "stopped": True})
     r = lns_solve(model, params, stop, joined, progress, lagrangian=lag)
     r.stats = {**stats, **r.stats, "strategy": "partition"}
     return r
