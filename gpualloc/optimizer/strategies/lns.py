@@ -132,16 +132,11 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
     # First a Lagrangian bound (seconds, within a fraction of a percent of the LP's on the
     # large tier) and the greedy plan in the order of its reduced costs.
     lag_seconds = None if deterministic else min(LAGRANGE_SECONDS, 0.1 * left())
-    lag = lagrangian  # the caller's (the partition's, of this model), else computed here
-    if lag is None and stop.stopped:
-        skipped["lagrangian"] = f"{stop.why()} before it began"
-    elif lag is None and lag_seconds is not None and lag_seconds < model.matrix().seconds:
-        # its set-up (the relaxed rows' arrays) takes about as long as the matrix did and
-        # cannot be stopped: 1.8 s at 650k placements, for a 0.3 s budget at a 5 s limit
-        skipped["lagrangian"] = (f"{lag_seconds:.1f} s for it, less than its set-up time "
-                                 f"(about {model.matrix().seconds:.1f} s)")
-    elif lag is None:
-        lag = lagrangian_stage(model, stop, lag_seconds, deterministic)
+    # the caller's (the partition's, of this model), else computed here
+    lag, why = (lagrangian, None) if lagrangian is not None else \
+        lagrangian_stage(model, stop, lag_seconds, deterministic)
+    if why is not None:
+        skipped["lagrangian"] = why
     if lag is not None:
         stats.update(lagrangian_bound=lag.bound, lagrangian_iterations=lag.iterations,
                      lagrangian_seconds=round(lag.seconds, 3))
@@ -354,12 +349,19 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
 
 
 def lagrangian_stage(model: LinearModel, stop: Stop, seconds: float | None,
-                     deterministic: bool = False) -> LagrangeResult:
+                     deterministic: bool = False) -> tuple[LagrangeResult | None, str | None]:
     """The LNS's Lagrangian bound: ``seconds`` of subgradient (None: ``LAGRANGE_ITERATIONS``
-    iterations when ``deterministic``)."""
+    iterations when ``deterministic``), or ``(None, why it is skipped)``."""
+    if stop.stopped:
+        return None, f"{stop.why()} before it began"
+    if seconds is not None and seconds < model.matrix().seconds:
+        # its set-up (the relaxed rows' arrays) takes about as long as the matrix did and
+        # cannot be stopped: 1.8 s at 650k placements, for a 0.3 s budget at a 5 s limit
+        return None, (f"{seconds:.1f} s for it, less than its set-up time "
+                      f"(about {model.matrix().seconds:.1f} s)")
     lag_stop = stop if seconds is None else stop.child(seconds=seconds)
     return lagrangian_bound(model, None, stop=lag_stop,
-                            max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000)
+                            max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000), None
 
 
 def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]]:

@@ -41,14 +41,14 @@ MIN_PART_SECONDS = 15.0  # fewer parts when each would get less than this
 
 
 def job_groups(model: LinearModel) -> list[list[int]]:
-    """The columns of each group of jobs linked by rows that are not shared (``SHARED_KINDS``
-    and the per-job assignment rows aside), largest first."""
+    """The columns of each group of jobs linked by rows that are not shared (``shared_rows``;
+    the per-job assignment rows aside), largest first."""
     import networkx as nx
 
     mat = model.matrix()
     job_of = mat.job_of
-    linking = np.fromiter((r.kind not in SHARED_KINDS and r.kind != "assign"
-                           for r in model.rows), bool, mat.m)
+    linking = ~shared_rows(model) & np.fromiter((r.kind != "assign" for r in model.rows),
+                                                bool, mat.m)
     keep = linking[mat.rows]
     rows, jobs = mat.rows[keep], job_of[mat.cols[keep]]
     same = (rows[1:] == rows[:-1]) & (jobs[1:] != jobs[:-1])
@@ -65,7 +65,7 @@ def job_groups(model: LinearModel) -> list[list[int]]:
         cols = np.concatenate([order[starts[k]:starts[k + 1]] for k in members])
         if len(cols):
             groups.append(np.sort(cols).tolist())
-    groups.sort(key=lambda g: (-len(g), g[0] if g else 0))
+    groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
 
 
@@ -110,10 +110,16 @@ def shares(model: LinearModel, parts: list[list[int]],
     else:
         used = by_part(mat.vals * np.asarray(plan, dtype=np.float64)[mat.cols])
         out = used + share * np.maximum(0.0, rhs - used.sum(axis=1, keepdims=True))
-    shared = np.fromiter((r.kind in SHARED_KINDS and r.sense == "<=" for r in model.rows),
-                         bool, mat.m)
+    shared = shared_rows(model)
     out[~shared] = rhs[~shared]
     return out
+
+
+def shared_rows(model: LinearModel) -> np.ndarray:
+    """Per row, whether the parts split it (``SHARED_KINDS``, ``<=``); every other row links
+    its jobs into one part."""
+    return np.fromiter((r.kind in SHARED_KINDS and r.sense == "<=" for r in model.rows), bool,
+                       len(model.rows))
 
 
 def part_count(model: LinearModel, seconds: float | None) -> int:
@@ -140,9 +146,7 @@ def partition_solve(model: LinearModel, params: SolveParams, stop: Stop | None =
     if len(parts) < 2:
         return lns_solve(model, params, stop, start, progress)
     # the whole model's Lagrangian first: the bound, and a priced greedy plan to share by
-    lag_seconds = min(LAGRANGE_SECONDS, 0.1 * remaining)
-    lag = None if stop.stopped or lag_seconds < model.matrix().seconds else \
-        lagrangian_stage(model, stop, lag_seconds)  # else the LNS says why it is skipped
+    lag, _ = lagrangian_stage(model, stop, min(LAGRANGE_SECONDS, 0.1 * remaining))
     plans = [] if start is None else [start]
     if lag is not None and lag.reduced is not None and not stop.stopped:
         plans.append(greedy_values(model, order=priced_order(model, lag.reduced), stop=stop))
@@ -198,5 +202,5 @@ def partition_solve(model: LinearModel, params: SolveParams, stop: Stop | None =
     return r
 
 
-__all__ = ["PARTITION_MIN_JOBS", "SHARED_KINDS", "job_groups", "partition_solve", "shares",
-           "split"]
+__all__ = ["PARTITION_MIN_JOBS", "SHARED_KINDS", "job_groups", "partition_solve", "shared_rows",
+           "shares", "split"]
