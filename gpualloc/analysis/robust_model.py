@@ -43,10 +43,6 @@ def key_of(p: Placement) -> Key:
     return (p.job, p.cluster, p.accelerator, p.option, p.start)
 
 
-def _violated_by_zero(sense: str, rhs: float) -> bool:
-    return {"<=": rhs < -1e-9, ">=": rhs > 1e-9, "==": abs(rhs) > 1e-9}[sense]
-
-
 def joint_model(models: Sequence[LinearModel], weights: Sequence[float],
                 names: Sequence[str]) -> LinearModel:
     """The robust model: placements common to every case, every case's rows over them."""
@@ -76,7 +72,7 @@ def joint_model(models: Sequence[LinearModel], weights: Sequence[float],
             pairs = [(remap[v], c) for v, c in zip(row.vars, row.coefs, strict=True)
                      if remap[v] >= 0]
             if not pairs:
-                if _violated_by_zero(row.sense, row.rhs):
+                if not row.holds_at_zero():
                     joint.infeasible.append(f"{name}: {row.name} cannot hold with only the "
                                             "placements possible in every case")
                 continue

@@ -61,7 +61,7 @@ SOFT = ("capacity", "cap", "credits", "tranche", "floor")
 
 
 def _elastic(instance: Instance, time_limit: float) -> _Elastic:
-    model = build(_uncapped(instance))
+    model = build(_uncapped(instance), presolve=False)  # its rows are relaxed below
     model.rows = [r for r in model.rows if r.kind != "capacity"]
     capacity: dict[int, tuple[str, str, int, int]] = {}
     for row in capacity_rows(model, instance):  # the real pools over the uncapped placements

@@ -38,7 +38,7 @@ def _best_value(instance: Instance, job: Job) -> float:
 def _explain_feasible(instance: Instance, plan: Plan, engine: Backend, max_jobs: int,
                       job_time_limit: float, seed: int) -> Explanation:
     ex = Explanation(instance=instance.name, feasible=True, plan=plan)
-    model = build(instance)
+    model = build(instance, presolve=False)  # a job forced in shows what blocks it
     graph = _graph(instance)
     timing = _timing(instance, graph)
     base_values = model.encode(list(plan.assignments))

@@ -38,6 +38,7 @@ import numpy as np
 
 from ...models import Assignment, Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
 from ..stop import Stop, StopRequested
+from .presolve import drop_dead
 
 Sense = Literal["<=", ">=", "=="]
 Kind = Literal["assign", "capacity", "precedence", "credits", "cap", "tranche", "floor",
@@ -75,6 +76,11 @@ class Row:
     rhs: float
     key: tuple[str | int, ...] = ()  # capacity rows: (cluster, accelerator, period)
 
+    def holds_at_zero(self) -> bool:
+        """Whether the row holds with every variable at 0 (what an empty row must do)."""
+        return {"<=": self.rhs >= -1e-9, ">=": self.rhs <= 1e-9,
+                "==": abs(self.rhs) <= 1e-9}[self.sense]
+
 
 @dataclass
 class LinearModel:
@@ -87,6 +93,7 @@ class LinearModel:
     ineligible: list[Ineligible] = field(default_factory=list)
     infeasible: list[str] = field(default_factory=list)  # reasons known before solving
     objective_offset: float = 0.0  # a constant added to the objective (re-planning)
+    dropped: int = 0  # placements dropped as unusable by any plan (``model.presolve``)
     _matrix: Any = field(default=None, repr=False, compare=False)  # model.matrix's cache
 
     @property
@@ -165,9 +172,11 @@ class LinearModel:
         return [self.rows[k].name for k in self.matrix().violated(values, tol).tolist()]
 
 
-def build(instance: Instance, stop: Stop | None = None) -> LinearModel:
+def build(instance: Instance, stop: Stop | None = None, presolve: bool = True) -> LinearModel:
     """Derive the linear model of ``instance``. With ``stop``, a build that is stopped raises
-    ``StopRequested`` (its detail: the placements made so far)."""
+    ``StopRequested`` (its detail: the placements made so far). ``presolve``: drop the
+    placements no plan can use (``model.presolve``); off for a model whose rows are to be
+    relaxed (infeasibility analysis)."""
     model = LinearModel()
     check = _checker(model, stop)
     with gc_paused():
@@ -184,6 +193,8 @@ def build(instance: Instance, stop: Stop | None = None) -> LinearModel:
         _tranche_rows(model, instance, blocks)
         _floor_rows(model, instance)
         check()
+        if presolve:
+            drop_dead(model, stop)
         model.matrix(stop)  # every consumer shares it: built here, under the same stop
     return model
 

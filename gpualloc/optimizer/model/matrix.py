@@ -125,6 +125,34 @@ def top_per_job(candidates: np.ndarray, score: np.ndarray, job_of: np.ndarray,
     return cand[rank < k]
 
 
+def linked_columns(model: LinearModel, linking: np.ndarray) -> list[np.ndarray]:
+    """The columns (ascending) of each group of jobs linked by the rows where ``linking`` is
+    true (a row links the jobs of its columns; a job's columns stay together), largest group
+    first."""
+    import networkx as nx
+
+    mat = model.matrix()
+    job_of = mat.job_of
+    keep = np.asarray(linking, dtype=bool)[mat.rows]
+    rows, jobs = mat.rows[keep], job_of[mat.cols[keep]]
+    same = (rows[1:] == rows[:-1]) & (jobs[1:] != jobs[:-1])
+    nodes = int(job_of.max()) + 1 if mat.n else 0
+    pairs = np.unique(jobs[:-1][same] * nodes + jobs[1:][same])
+    graph = nx.Graph()
+    graph.add_nodes_from(range(nodes))
+    graph.add_edges_from(zip((pairs // nodes).tolist(), (pairs % nodes).tolist(), strict=True))
+    order = np.argsort(job_of, kind="stable")
+    starts = np.searchsorted(job_of[order], np.arange(nodes + 1))
+    groups = []
+    for comp in nx.connected_components(graph):
+        members = np.sort(np.fromiter(comp, np.int64))
+        cols = np.concatenate([order[starts[k]:starts[k + 1]] for k in members])
+        if len(cols):
+            groups.append(np.sort(cols))
+    groups.sort(key=lambda g: (-len(g), int(g[0])))
+    return groups
+
+
 def concat_ranges(ptr: np.ndarray, which: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(ptr[w], ptr[w + 1])`` for ``w`` in ``which``."""
     lo, size = ptr[which], ptr[which + 1] - ptr[which]

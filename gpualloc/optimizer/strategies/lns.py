@@ -62,6 +62,7 @@ from .beside import (
     MipHelper,
     SupportMip,
 )
+from .integral import integral_bound
 from .lagrange import LagrangeResult, lagrangian_bound, priced_order
 from .lp import LpBound, LpRun
 from .neighbourhood import SUPPORT_EPS, Search
@@ -88,6 +89,9 @@ MIP_MAX_VARS, MIP_ANY_VARS = 50_000, 10_000
 # LP_SEED_PER_JOB (large-wide: LP optimum 35 s after a 12 s Lagrangian, 64 s without)
 PRICED_SUPPORT, LP_SEED_PER_JOB = 8, 2
 SUPPORT_MIN_SECONDS = 5.0  # HiGHS on the LP's support only with this much time left
+# the integral Lagrangian bound (``strategies.integral``) at the Lagrangian's prices and at the
+# LP's duals: at most this many seconds, and this share of the time left, each
+INTEGRAL_SECONDS, INTEGRAL_SHARE = 10.0, 0.05
 
 
 def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
@@ -142,6 +146,8 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
                      lagrangian_seconds=round(lag.seconds, 3))
         if lag.bound is not None:
             bound = min(bound, lag.bound + model.objective_offset)
+            bound = min(bound, integral_stage(model, lag.prices, stop, stats, "lagrangian")
+                        + model.objective_offset)
         if lag.reduced is not None and stop.stopped:
             skipped["priced greedy"] = f"{stop.why()} before it began"
         elif lag.reduced is not None:
@@ -205,7 +211,9 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status,
                      lp_iterations=lp.iterations, lp_columns=len(lp.columns or ()))
         if lp.bound is not None:
-            bound = min(bound, lp.bound + model.objective_offset)
+            bound = min(bound, lp.bound + model.objective_offset,
+                        integral_stage(model, lp.prices, stop, stats, "lp")
+                        + model.objective_offset)
         late = timed and left() < LATE_SHARE * (params.time_limit or 0.0)
         if lp.values is None or final or late:  # no time left to round and re-index
             if lp.values is not None and not final:
@@ -362,6 +370,25 @@ def lagrangian_stage(model: LinearModel, stop: Stop, seconds: float | None,
     lag_stop = stop if seconds is None else stop.child(seconds=seconds)
     return lagrangian_bound(model, None, stop=lag_stop,
                             max_iterations=LAGRANGE_ITERATIONS if deterministic else 100_000), None
+
+
+def integral_stage(model: LinearModel, prices: list[float] | None, stop: Stop, stats: dict,
+                   source: str) -> float:
+    """The integral Lagrangian bound at ``prices`` (``INTEGRAL_SECONDS``, ``INTEGRAL_SHARE``
+    of the time left), or the trivial bound when there are none or no time; its figures go
+    into ``stats`` under ``integral_<source>_*``."""
+    trivial = model.trivial_bound()
+    remaining = stop.remaining()
+    if prices is None or stop.stopped:
+        return trivial
+    seconds = INTEGRAL_SECONDS if remaining is None else \
+        min(INTEGRAL_SECONDS, INTEGRAL_SHARE * remaining)
+    out = integral_bound(model, prices, stop, seconds)
+    stats.update({f"integral_{source}_bound": out.bound,
+                  f"integral_{source}_seconds": round(out.seconds, 3),
+                  f"integral_{source}_groups": out.groups,
+                  f"integral_{source}_proven": out.proven})
+    return trivial if out.bound is None else min(trivial, out.bound)
 
 
 def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]]:

@@ -55,10 +55,12 @@ class LpBound:
     objective: float | None = None
     columns: list[int] | None = None
     iterations: int = 0
+    prices: list[float] | None = None  # the row duals (valid signs) of the best bound
 
 
-def lagrangian(mat: Matrix, dual, used) -> tuple[float, object]:
-    """The Lagrangian bound of the duals and the reduced costs to price columns with.
+def lagrangian(mat: Matrix, dual, used) -> tuple[float, object, object]:
+    """The Lagrangian bound of the duals, the reduced costs to price columns with and the
+    prices (duals of valid signs) that gave the bound.
 
     HiGHS's sign convention for the duals of a maximisation is settled by the data: of
     ``dual`` and ``-dual`` (each projected onto the valid signs, so each gives a valid
@@ -80,9 +82,10 @@ def lagrangian(mat: Matrix, dual, used) -> tuple[float, object]:
         positive = np.maximum(reduced, 0.0)
         full = base + float(positive.sum())
         restricted = base + float(positive[used].sum())
-        out.append((restricted, full + 1e-9 * max(1.0, abs(full)), reduced))
+        out.append((restricted, full + 1e-9 * max(1.0, abs(full)), reduced, y))
     right = min(out, key=lambda t: t[0])
-    return min(t[1] for t in out), right[2]
+    best = min(out, key=lambda t: t[1])
+    return best[1], right[2], best[3]
 
 
 def column_entries(mat: Matrix, cols: Sequence[int]):
@@ -166,6 +169,7 @@ class LpRun:
         status = "stopped"
         objective = None
         iterations = 0
+        prices = None
         while True:
             left = stop.remaining()
             if (left is not None and left <= 0.05) or stop.interrupted:
@@ -192,8 +196,9 @@ class LpRun:
                 status = h.modelStatusToString(model_status)
                 break
             objective = h.getInfo().objective_function_value
-            value, reduced = lagrangian(mat, h.getSolution().row_dual, used)
-            bound = value if bound is None else min(bound, value)
+            value, reduced, y = lagrangian(mat, h.getSolution().row_dual, used)
+            if bound is None or value < bound:
+                bound, prices = value, y
             self.bound = bound
             prices_out = np.flatnonzero((reduced > PRICE_EPS * scale) & ~used)
             if len(prices_out) == 0:
@@ -208,7 +213,7 @@ class LpRun:
             full[np.asarray(order, dtype=np.int64)] = np.clip(solution.col_value, 0.0, 1.0)
             values = full.tolist()
         return LpBound(bound, values, time.perf_counter() - began, status, objective,
-                       sorted(order), iterations)
+                       sorted(order), iterations, None if prices is None else prices.tolist())
 
 
 def _most_profitable(candidates, reduced, job_of, batch: int, per_job: int = PER_JOB):

@@ -28,6 +28,7 @@ import numpy as np
 from ..backends.base import BackendResult, Progress, ProgressCallback, SolveParams
 from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel
+from ..model.matrix import linked_columns
 from ..stop import Stop
 from .lagrange import priced_order
 from .lns import LAGRANGE_SECONDS, lagrangian_stage, lns_solve
@@ -43,30 +44,9 @@ MIN_PART_SECONDS = 15.0  # fewer parts when each would get less than this
 def job_groups(model: LinearModel) -> list[list[int]]:
     """The columns of each group of jobs linked by rows that are not shared (``shared_rows``;
     the per-job assignment rows aside), largest first."""
-    import networkx as nx
-
-    mat = model.matrix()
-    job_of = mat.job_of
     linking = ~shared_rows(model) & np.fromiter((r.kind != "assign" for r in model.rows),
-                                                bool, mat.m)
-    keep = linking[mat.rows]
-    rows, jobs = mat.rows[keep], job_of[mat.cols[keep]]
-    same = (rows[1:] == rows[:-1]) & (jobs[1:] != jobs[:-1])
-    nodes = int(job_of.max()) + 1 if mat.n else 0
-    pairs = np.unique(jobs[:-1][same] * nodes + jobs[1:][same])
-    graph = nx.Graph()
-    graph.add_nodes_from(range(nodes))
-    graph.add_edges_from(zip((pairs // nodes).tolist(), (pairs % nodes).tolist(), strict=True))
-    order = np.argsort(job_of, kind="stable")
-    starts = np.searchsorted(job_of[order], np.arange(nodes + 1))
-    groups = []
-    for comp in nx.connected_components(graph):
-        members = np.sort(np.fromiter(comp, np.int64))
-        cols = np.concatenate([order[starts[k]:starts[k + 1]] for k in members])
-        if len(cols):
-            groups.append(np.sort(cols).tolist())
-    groups.sort(key=lambda g: (-len(g), g[0]))
-    return groups
+                                                bool, len(model.rows))
+    return [g.tolist() for g in linked_columns(model, linking)]
 
 
 def split(groups: list[list[int]], parts: int) -> list[list[int]]:

@@ -1,0 +1,88 @@
+"""Placements no plan can use: dropped, never in a feasible plan, the optimum unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gpualloc.models import Instance, SolveStatus
+from gpualloc.models.validator import validate
+from gpualloc.optimizer import solve
+from gpualloc.optimizer.backends import SolveParams, get_backend
+from gpualloc.optimizer.model.formulation import build
+from gpualloc.optimizer.model.presolve import dead_columns
+from tests.conftest import REL_TOL
+from tests.strategies import random_instance
+
+pytest.importorskip("ortools")
+
+PROPERTY = settings(max_examples=15, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def capped() -> Instance:
+    """One pool of 64 H100; a per-period TPP cap that 16 GPUs fit and 32 do not; a job of 32
+    (never runs), a job of 32 or 8 (only the 8 runs) and a job after the first."""
+    return Instance.model_validate({
+        "name": "capped", "horizon": {"periods": 4, "period_hours": 10},
+        "clusters": [{"id": "c", "region": "r", "country": "US", "pools": [
+            {"accelerator": "H100", "gpus": 64, "price_per_gpu_hour": 1.0}]}],
+        "startups": [{"id": "s", "name": "S", "credits": None}],
+        "jobs": [
+            {"id": "big", "startup": "s", "value": 10,
+             "options": [{"accelerator": "H100", "gpus": 32, "periods": 2}]},
+            {"id": "either", "startup": "s", "value": 5,
+             "options": [{"accelerator": "H100", "gpus": 32, "periods": 1},
+                         {"accelerator": "H100", "gpus": 8, "periods": 2}]},
+            {"id": "next", "startup": "s", "value": 3, "after": ["big"],
+             "options": [{"accelerator": "H100", "gpus": 8, "periods": 1}]}],
+        "caps": [{"id": "tpp", "metric": "tpp", "per": "period", "limit": 16 * 15832}]})
+
+
+def test_lone_overflows_are_dropped_and_chains_follow() -> None:
+    model = build(capped())
+    raw = build(capped(), presolve=False)
+    assert not model.by_job["big"] and not model.by_job["next"]  # next needs big
+    assert {model.placements[i].gpus for i in model.by_job["either"]} == {8}
+    assert model.dropped == raw.num_vars - model.num_vars > 0
+    assert not dead_columns(model.matrix()).any()
+
+
+def test_a_mandatory_job_left_without_placements_is_infeasible() -> None:
+    data = capped().model_dump(by_alias=True)
+    data["jobs"][0]["mandatory"] = True
+    instance = Instance.model_validate(data)
+    assert any("big" in r and "cap[tpp]" in r for r in build(instance).infeasible)
+    assert solve(instance, "cpsat", time_limit=10).status == SolveStatus.INFEASIBLE
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**31 - 1), jobs=st.integers(3, 10), periods=st.integers(2, 6))
+def test_presolve_keeps_the_optimum(seed: int, jobs: int, periods: int) -> None:
+    """The dropped placements are in no feasible plan: the exact optimum is the same with
+    and without them, and the presolved model's plan passes the validator."""
+    instance = random_instance(seed, jobs=jobs, periods=periods)
+    model, raw = build(instance), build(instance, presolve=False)
+    assert model.num_vars == raw.num_vars - model.dropped
+    engine = get_backend("cpsat")
+    params = SolveParams(time_limit=10.0, seed=0, workers=1)
+    a, b = engine.solve(model, params), engine.solve(raw, params)
+    assert (a.status == "infeasible") == (b.status == "infeasible")
+    if a.status == b.status == "optimal":
+        objective = model.objective_value(a.values)
+        reference = raw.objective_value(b.values)
+        assert objective == pytest.approx(reference, rel=REL_TOL, abs=REL_TOL)
+    plan = solve(instance, "cpsat", time_limit=10.0, workers=1)
+    if plan.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+        assert validate(instance, plan) == []
+    # every dropped placement alone (all else at 0) breaks a row of the raw model
+    keys = {tuple(p) for p in model.placements}
+    gone = [i for i, p in enumerate(raw.placements) if tuple(p) not in keys]
+    assert len(gone) == model.dropped
+    for i in gone[:50]:
+        x = np.zeros(raw.num_vars)
+        x[i] = 1.0
+        assert [r for r in raw.check(x.tolist(), tol=1e-12) if not r.startswith("assign")], \
+            raw.placements[i]
