@@ -133,16 +133,26 @@ def solve(
     _leave(0, before)
 
 
+LEAVE_WAIT = 10.0  # seconds a CLI called inside another program waits for its threads
+
+
 def _leave(code: int, before: set[threading.Thread]) -> None:
     """End the process now, output flushed, when it is the ``gpualloc`` command itself (not
     the CLI called inside another program, a test runner say): the interpreter's teardown of
     the solver libraries takes up to a second of the time limit on a loaded machine, and a
     thread this solve started that is still running (a loader past its limit, an LP left
     behind) would, unwound inside native code at exit, abort the process ("exception not
-    rethrown"). Inside another program such a thread ends the process too, for that reason."""
+    rethrown"). Inside another program such a thread is waited for (``LEAVE_WAIT``: the solve's
+    worker may still be freeing the model after handing the plan over), and ends the process
+    only if it is still running then (a test run had died at once, silently, with exit 0)."""
     left = [t for t in threading.enumerate() if t not in before and t.is_alive()
             and t.name.startswith("gpualloc-")]
-    if left or _is_the_command():
+    command = _is_the_command()
+    if left and not command:  # the solve's worker freeing the model, say: it ends soon
+        for t in left:
+            t.join(timeout=LEAVE_WAIT)
+        left = [t for t in left if t.is_alive()]
+    if left or command:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

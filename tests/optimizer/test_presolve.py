@@ -12,6 +12,7 @@ from gpualloc.models.validator import validate
 from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams, get_backend
 from gpualloc.optimizer.model.formulation import build
+from gpualloc.optimizer.model.matrix import Matrix
 from gpualloc.optimizer.model.presolve import dead_columns
 from tests.conftest import REL_TOL
 from tests.strategies import random_instance
@@ -66,6 +67,10 @@ def test_presolve_keeps_the_optimum(seed: int, jobs: int, periods: int) -> None:
     instance = random_instance(seed, jobs=jobs, periods=periods)
     model, raw = build(instance), build(instance, presolve=False)
     assert model.num_vars == raw.num_vars - model.dropped
+    kept, fresh = model.matrix(), Matrix(model)  # the renumbered arrays, and built anew
+    for name in ("row_ptr", "rows", "cols", "vals", "col_ptr", "col_rows", "col_vals",
+                 "sense", "rhs"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(fresh, name), name)
     engine = get_backend("cpsat")
     params = SolveParams(time_limit=10.0, seed=0, workers=1)
     a, b = engine.solve(model, params), engine.solve(raw, params)

@@ -68,6 +68,30 @@ class Matrix:
         # by which ``solve`` keeps time back for making the plan and freeing the model
         self.seconds = time.perf_counter() - began
 
+    def keep_columns(self, alive: np.ndarray, model: LinearModel) -> None:
+        """Keep only the columns in ``alive``, renumbered, and become the matrix of ``model``
+        (the same rows over those columns: ``presolve``'s result). In place, array by array,
+        so that each old array is freed as its successor is made."""
+        remap = np.cumsum(alive) - 1
+        keep = alive[self.cols]
+        self.rows, self.vals = self.rows[keep], self.vals[keep]
+        self.cols = remap[self.cols[keep]]
+        del keep, remap
+        self.nnz = len(self.cols)
+        self.row_ptr = np.zeros(self.m + 1, np.int64)
+        np.cumsum(np.bincount(self.rows, minlength=self.m), out=self.row_ptr[1:])
+        lengths = np.diff(self.col_ptr)
+        by_col = np.repeat(alive, lengths)
+        self.col_rows, self.col_vals = self.col_rows[by_col], self.col_vals[by_col]
+        del by_col
+        self.n = int(alive.sum())
+        self.col_ptr = np.zeros(self.n + 1, np.int64)
+        np.cumsum(lengths[alive], out=self.col_ptr[1:])
+        self.__dict__.pop("job_of", None)
+        self._model = model
+        self.key = _key(model)
+        model._matrix = self  # ``seconds`` stays the build's: what the solve's reserves use
+
     @functools.cached_property
     def job_of(self) -> np.ndarray:
         """Each column's job number (``model.by_job`` order); a column of no job has its own

@@ -16,30 +16,37 @@ from __future__ import annotations
 import numpy as np
 
 from ..stop import Stop
+from .matrix import concat_ranges
 
 MAX_ROUNDS = 20  # chains of precedence longer than this keep their last dead starts
 TOLERANCE = 1e-9  # relative slack on the rhs: the validator's is 1e-6, looser
+CHUNK_ROWS = 2000  # rows renumbered at a time
 
 
-def overflows(mat, alive: np.ndarray | None = None, every: bool = False) -> np.ndarray:
-    """Per matrix entry, whether its column alone overflows its ``<=`` (or ``==``) row while
-    the other columns in ``alive`` (all when None) are at their least; only the entries of
-    columns in ``alive`` unless ``every``."""
+def overflows(mat, alive: np.ndarray | None = None, every: bool = False,
+              entries: np.ndarray | None = None) -> np.ndarray:
+    """Per matrix entry (of ``entries``, all when None), whether its column alone overflows
+    its ``<=`` (or ``==``) row while the other columns in ``alive`` (all when None) are at
+    their least; only the entries of columns in ``alive`` unless ``every``."""
     alive = np.ones(mat.n, bool) if alive is None else alive
-    live = alive[mat.cols]
-    least = np.bincount(mat.rows, weights=np.where(live, np.minimum(mat.vals, 0.0), 0.0),
+    rows, cols, vals = (mat.rows, mat.cols, mat.vals) if entries is None else \
+        (mat.rows[entries], mat.cols[entries], mat.vals[entries])
+    live = alive[cols]
+    least = np.bincount(rows, weights=np.where(live, np.minimum(vals, 0.0), 0.0),
                         minlength=mat.m)
-    upper = mat.sense[mat.rows] != 1  # <= and == rows bound the activity from above
-    rhs = mat.rhs[mat.rows]
-    over = upper & (mat.vals > 0) & \
-        (mat.vals + least[mat.rows] > rhs + TOLERANCE * np.maximum(1.0, np.abs(rhs)))
+    upper = mat.sense[rows] != 1  # <= and == rows bound the activity from above
+    rhs = mat.rhs[rows]
+    over = upper & (vals > 0) & \
+        (vals + least[rows] > rhs + TOLERANCE * np.maximum(1.0, np.abs(rhs)))
     return over if every else over & live
 
 
-def dead_columns(mat, alive: np.ndarray | None = None) -> np.ndarray:
+def dead_columns(mat, alive: np.ndarray | None = None,
+                 entries: np.ndarray | None = None) -> np.ndarray:
     """Per column, whether it overflows a row alone (``overflows``)."""
     dead = np.zeros(mat.n, bool)
-    dead[mat.cols[overflows(mat, alive)]] = True
+    cols = mat.cols if entries is None else mat.cols[entries]
+    dead[cols[overflows(mat, alive, entries=entries)]] = True
     return dead
 
 
@@ -48,15 +55,22 @@ def drop_dead(model, stop: Stop | None = None) -> int:
     count them in ``model.dropped``; a mandatory job left without any, or a row left empty
     that 0 breaks, goes into ``model.infeasible``. Returns the count."""
     mat = model.matrix(stop)
-    alive = np.ones(mat.n, bool)
-    for _ in range(MAX_ROUNDS):
-        dead = dead_columns(mat, alive) & alive
-        if not dead.any():
-            break
-        alive &= ~dead
-    count = int(mat.n - alive.sum())
-    if count == 0:
+    alive = ~dead_columns(mat)
+    if alive.all():
         return 0
+    # later rounds: only the rows where a column just dropped had a negative entry can gain
+    # dead columns (their least activity rises: precedence rows)
+    new = ~alive
+    for _ in range(MAX_ROUNDS - 1):
+        take = concat_ranges(mat.col_ptr, np.flatnonzero(new))
+        rows = np.unique(mat.col_rows[take][mat.col_vals[take] < 0])
+        if not len(rows):
+            break
+        new = dead_columns(mat, alive, concat_ranges(mat.row_ptr, rows)) & alive
+        if not new.any():
+            break
+        alive &= ~new
+    count = int(mat.n - alive.sum())
     _mandatory_lost(model, mat, alive)
     _compact(model, mat, alive)
     model.dropped += count
@@ -89,26 +103,39 @@ def _label(name: str) -> str:
 
 
 def _compact(model, mat, alive: np.ndarray) -> None:
+    """Renumber ``model`` without the columns not ``alive``: rows in chunks, so that the new
+    lists replace the old ones as they are made; a row that loses no entry keeps its
+    coefficient list (big models share those objects between rows)."""
     remap = np.cumsum(alive) - 1
     keep = alive[mat.cols]
-    cols = remap[mat.cols[keep]].tolist()
-    vals = mat.vals[keep].tolist()
     ptr = np.zeros(mat.m + 1, np.int64)
     np.cumsum(np.bincount(mat.rows[keep], minlength=mat.m), out=ptr[1:])
-    ptr_l, was = ptr.tolist(), np.diff(mat.row_ptr).tolist()
-    for k, row in enumerate(model.rows):
-        a, b = ptr_l[k], ptr_l[k + 1]
-        row.vars, row.coefs = cols[a:b], vals[a:b]
-        if a == b and was[k] and not row.holds_at_zero():
-            model.infeasible.append(f"{row.name} cannot hold: every placement in it is one "
-                                    "that no plan can use")
+    kept = np.flatnonzero(keep)
+    was = np.diff(mat.row_ptr)
+    lost = (was != np.diff(ptr)).tolist()
+    was_l = was.tolist()
+    for lo in range(0, mat.m, CHUNK_ROWS):
+        hi = min(mat.m, lo + CHUNK_ROWS)
+        take = kept[ptr[lo]:ptr[hi]]
+        cols = remap[mat.cols[take]].tolist()
+        bounds = (ptr[lo:hi + 1] - ptr[lo]).tolist()
+        for k in range(lo, hi):
+            row = model.rows[k]
+            a, b = bounds[k - lo], bounds[k - lo + 1]
+            row.vars = cols[a:b]
+            if not lost[k]:
+                continue
+            row.coefs = mat.vals[take[a:b]].tolist()
+            if a == b and was_l[k] and not row.holds_at_zero():
+                model.infeasible.append(f"{row.name} cannot hold: every placement in it is "
+                                        "one that no plan can use")
     keep_idx = np.flatnonzero(alive).tolist()
     model.placements = [model.placements[i] for i in keep_idx]
     model.objective = [model.objective[i] for i in keep_idx]
-    remap_l = remap.tolist()
+    remap_l, alive_l = remap.tolist(), alive.tolist()
     for job, idx in model.by_job.items():
-        model.by_job[job] = [remap_l[i] for i in idx if alive[i]]
-    model._matrix = None
+        model.by_job[job] = [remap_l[i] for i in idx if alive_l[i]]
+    mat.keep_columns(alive, model)  # the model's matrix again, from the arrays
 
 
 __all__ = ["dead_columns", "drop_dead"]
