@@ -89,3 +89,7 @@ def test_bound_is_proven_on_random_instances(seed: int, jobs: int, periods: int,
         assert out.bound >= optimum - tol(optimum), (name, out, optimum)
     if lp.prices is not None and lp.bound is not None:
         assert integral_bound(model, lp.prices).bound <= lp.bound + tol(lp.bound)
+        stopped = Stop(None)  # every group cut short: each falls back to its LP share
+        stopped.request()
+        cut = integral_bound(model, lp.prices, stopped).bound
+        assert cut is not None and optimum - tol(optimum) <= cut <= lp.bound + tol(lp.bound)
