@@ -375,7 +375,8 @@ def lagrangian_stage(model: LinearModel, stop: Stop, seconds: float | None,
 def integral_stage(model: LinearModel, prices: list[float] | None, stop: Stop, stats: dict,
                    source: str) -> float:
     """The integral Lagrangian bound at ``prices`` (``INTEGRAL_SECONDS``, ``INTEGRAL_SHARE``
-    of the time left), or the trivial bound when there are none or no time; its figures go
+    of the time left), or the trivial bound when there are none or no time (less than its
+    set-up, which takes about as long as the model's matrix did: 1 s at huge); its figures go
     into ``stats`` under ``integral_<source>_*``."""
     trivial = model.trivial_bound()
     remaining = stop.remaining()
@@ -383,6 +384,9 @@ def integral_stage(model: LinearModel, prices: list[float] | None, stop: Stop, s
         return trivial
     seconds = INTEGRAL_SECONDS if remaining is None else \
         min(INTEGRAL_SECONDS, INTEGRAL_SHARE * remaining)
+    if seconds < model.matrix().seconds:
+        stats[f"integral_{source}_skipped"] = f"{seconds:.1f} s for it, less than its set-up"
+        return trivial
     out = integral_bound(model, prices, stop, seconds)
     stats.update({f"integral_{source}_bound": out.bound,
                   f"integral_{source}_seconds": round(out.seconds, 3),
