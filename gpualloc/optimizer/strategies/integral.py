@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.formulation import LinearModel
-from ..model.matrix import linked_columns
+from ..model.matrix import concat_ranges, linked_columns
 from ..stop import Stop
+from .lagrange import whole_assignment_row
 
 KEPT = frozenset({"credits", "tranche", "floor"})  # rows kept whole in the groups
 MIN_GROUP_SECONDS = 0.05  # each group's MIP gets at least this much of the budget
@@ -50,7 +51,7 @@ def integral_bound(model: LinearModel, prices, stop: Stop | None = None,
                    time_limit: float | None = None) -> IntegralBound:
     """The integral Lagrangian bound of ``model`` at ``prices`` (one per row; see the module
     doc), within ``time_limit`` seconds or ``stop``: a group whose MIP is cut short counts its
-    proven bound, a group not reached its bound without the kept rows."""
+    proven bound, a group not reached its share of the plain Lagrangian at ``prices``."""
     began = time.perf_counter()
     mat = model.matrix()
     if prices is None or len(prices) != mat.m:
@@ -70,22 +71,25 @@ def integral_bound(model: LinearModel, prices, stop: Stop | None = None,
     y_kept = np.where(kept, signed, 0.0)
     plain = reduced - (mat.cost - _reduced(mat, y_kept))
     total = float(y @ mat.rhs)
-    groups = [g for g in linked_columns(model, kept) if len(g)]
-    simple = _simple_jobs(model, assign)  # with the kept rows priced (or none)
-    todo: list[np.ndarray] = []
-    for cols in groups:
+    kind = _job_kinds(model)
+    free = _job_values(mat, reduced, kind)  # each job alone: its best placement
+    fallback = _job_values(mat, plain, kind)
+    has_kept = np.bincount(mat.cols, weights=kept[mat.rows], minlength=mat.n) > 0
+    todo: list[tuple[np.ndarray, float]] = []
+    alone = np.ones(len(free), bool)  # jobs in no group of kept rows
+    for cols in linked_columns(model, kept):
+        if not len(cols) or not has_kept[cols].any():
+            continue
+        jobs = np.unique(mat.job_of[cols])
+        alone[jobs] = False
         rows = np.unique(mat.col_rows[_entries(mat, cols)])
-        if not kept[rows].any():  # jobs on their own: each takes its best placement
-            total += _free_jobs(mat, cols, reduced, simple)
-        else:
-            todo.append(cols)
+        todo.append((cols, float(y_kept[rows] @ mat.rhs[rows]) + float(fallback[jobs].sum())))
+    total += float(free[alone].sum())
     proven = columns = 0
-    for k, cols in enumerate(todo):
+    for k, (cols, relaxed) in enumerate(todo):
         seconds = stop.remaining()
         share = None if seconds is None else max(MIN_GROUP_SECONDS, seconds / (len(todo) - k))
-        rows = np.unique(mat.col_rows[_entries(mat, cols)])
-        fallback = float(y_kept[rows] @ mat.rhs[rows]) + _free_jobs(mat, cols, plain, simple)
-        value, exact, used = _group_bound(mat, cols, reduced, inner, stop, share, fallback)
+        value, exact, used = _group_bound(mat, cols, reduced, inner, stop, share, relaxed)
         if value is None:
             return IntegralBound(None, time.perf_counter() - began, len(todo), proven, columns)
         total += value
@@ -101,45 +105,31 @@ def _reduced(mat, y: np.ndarray) -> np.ndarray:
 
 
 def _entries(mat, cols: np.ndarray) -> np.ndarray:
-    from ..model.matrix import concat_ranges
-
     return concat_ranges(mat.col_ptr, np.asarray(cols, dtype=np.int64))
 
 
-def _simple_jobs(model: LinearModel, inner: np.ndarray) -> np.ndarray:
-    """Per job, 1 if its one row where ``inner`` is ``sum x <= 1``, 2 if ``== 1``, else 0."""
-    out = np.zeros(len(model.by_job) + model.num_vars, np.int8)
+def _job_kinds(model: LinearModel) -> np.ndarray:
+    """Per job number (``Matrix.job_of``), 1 when one of its rows is its whole "at most one"
+    row, 2 when that row is "exactly one" (``lagrange``'s test), else 0; its other assignment
+    rows are relaxed."""
     mat = model.matrix()
-    count = np.zeros(len(out), np.int64)
-    for i in np.flatnonzero(inner):
-        row = model.rows[i]
-        if not row.vars:
-            continue
-        job = mat.job_of[row.vars[0]]
-        count[job] += 1
-        ones = row.rhs == 1.0 and all(c == 1.0 for c in row.coefs) and \
-            bool((mat.job_of[row.vars] == job).all())
-        if ones and row.sense in ("<=", "=="):
-            out[job] = 1 if row.sense == "<=" else 2
-    out[count != 1] = 0
+    sizes = [len(idx) for idx in model.by_job.values()]
+    out = np.zeros(len(sizes) + mat.n, np.int8)
+    for row in model.rows:
+        if whole_assignment_row(row, mat.job_of, sizes):
+            job = mat.job_of[row.vars[0]]
+            out[job] = max(out[job], 1 if row.sense == "<=" else 2)
     return out
 
 
-def _free_jobs(mat, cols: np.ndarray, reduced: np.ndarray, simple: np.ndarray) -> float:
-    """The best of each job's columns (none when it is not mandatory and all are negative);
-    a job with other inner rows counts every positive column (a relaxation)."""
-    jobs = mat.job_of[cols]
-    out = 0.0
-    for job in np.unique(jobs):
-        r = reduced[cols[jobs == job]]
-        kind = simple[job]
-        if kind == 2:
-            out += float(r.max())
-        elif kind == 1:
-            out += max(0.0, float(r.max()))
-        else:
-            out += float(np.maximum(r, 0.0).sum())
-    return out
+def _job_values(mat, reduced: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Per job number, the most its columns can add at ``reduced``: its best column (kind 2;
+    kind 1: none when all are negative), or every positive one (kind 0: a relaxation)."""
+    size = len(kind)
+    best = np.full(size, -np.finfo(np.float64).max)
+    np.maximum.at(best, mat.job_of, reduced)
+    positive = np.bincount(mat.job_of, weights=np.maximum(reduced, 0.0), minlength=size)
+    return np.where(kind == 2, best, np.where(kind == 1, np.maximum(best, 0.0), positive))
 
 
 def _group_bound(mat, cols: np.ndarray, reduced: np.ndarray, inner: np.ndarray, stop: Stop,

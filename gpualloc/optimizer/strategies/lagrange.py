@@ -82,8 +82,7 @@ class _Relaxation:
         for k, row in enumerate(model.rows):
             if k % 4096 == 0:
                 check()
-            if row.kind == "assign" and row.vars and row.rhs == 1.0 \
-                    and row.sense in ("<=", "==") and _kept(row, job_of, sizes):
+            if whole_assignment_row(row, job_of, sizes):
                 if row.sense == "==":
                     forced.add(jobs_list[job_of[row.vars[0]]][0])
                 continue  # kept in the subproblem
@@ -150,8 +149,11 @@ class _Relaxation:
         return value, self.b - ax, rc
 
 
-def _kept(row, job_of: np.ndarray, sizes: list[int]) -> bool:
-    """Whether an assignment row is one job's whole "at most / exactly one" row."""
+def whole_assignment_row(row, job_of: np.ndarray, sizes: list[int]) -> bool:
+    """Whether ``row`` is one job's whole "at most / exactly one" assignment row (``sizes``:
+    each job's number of columns)."""
+    if row.kind != "assign" or not row.vars or row.rhs != 1.0 or row.sense not in ("<=", "=="):
+        return False
     job = int(job_of[row.vars[0]])
     if job >= len(sizes) or len(row.vars) != sizes[job] or any(c != 1.0 for c in row.coefs):
         return False

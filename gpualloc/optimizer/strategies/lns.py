@@ -146,8 +146,9 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
                      lagrangian_seconds=round(lag.seconds, 3))
         if lag.bound is not None:
             bound = min(bound, lag.bound + model.objective_offset)
-            bound = min(bound, integral_stage(model, lag.prices, stop, stats, "lagrangian")
-                        + model.objective_offset)
+            tighter = integral_stage(model, lag.prices, stop, stats, "lagrangian")
+            if tighter is not None:
+                bound = min(bound, tighter + model.objective_offset)
         if lag.reduced is not None and stop.stopped:
             skipped["priced greedy"] = f"{stop.why()} before it began"
         elif lag.reduced is not None:
@@ -211,9 +212,10 @@ def lns_solve(model: LinearModel, params: SolveParams, stop: Stop | None = None,
         stats.update(lp_bound=lp.bound, lp_seconds=round(lp.seconds, 3), lp_status=lp.status,
                      lp_iterations=lp.iterations, lp_columns=len(lp.columns or ()))
         if lp.bound is not None:
-            bound = min(bound, lp.bound + model.objective_offset,
-                        integral_stage(model, lp.prices, stop, stats, "lp")
-                        + model.objective_offset)
+            bound = min(bound, lp.bound + model.objective_offset)
+            tighter = integral_stage(model, lp.prices, stop, stats, "lp")
+            if tighter is not None:
+                bound = min(bound, tighter + model.objective_offset)
         late = timed and left() < LATE_SHARE * (params.time_limit or 0.0)
         if lp.values is None or final or late:  # no time left to round and re-index
             if lp.values is not None and not final:
@@ -373,26 +375,25 @@ def lagrangian_stage(model: LinearModel, stop: Stop, seconds: float | None,
 
 
 def integral_stage(model: LinearModel, prices: list[float] | None, stop: Stop, stats: dict,
-                   source: str) -> float:
+                   source: str) -> float | None:
     """The integral Lagrangian bound at ``prices`` (``INTEGRAL_SECONDS``, ``INTEGRAL_SHARE``
-    of the time left), or the trivial bound when there are none or no time (less than its
-    set-up, which takes about as long as the model's matrix did: 1 s at huge); its figures go
-    into ``stats`` under ``integral_<source>_*``."""
-    trivial = model.trivial_bound()
+    of the time left), or None when there are none or no time (less than its set-up, which
+    takes about as long as the model's matrix did: 1 s at huge); its figures go into
+    ``stats`` under ``integral_<source>_*``."""
     remaining = stop.remaining()
     if prices is None or stop.stopped:
-        return trivial
+        return None
     seconds = INTEGRAL_SECONDS if remaining is None else \
         min(INTEGRAL_SECONDS, INTEGRAL_SHARE * remaining)
     if seconds < model.matrix().seconds:
         stats[f"integral_{source}_skipped"] = f"{seconds:.1f} s for it, less than its set-up"
-        return trivial
+        return None
     out = integral_bound(model, prices, stop, seconds)
     stats.update({f"integral_{source}_bound": out.bound,
                   f"integral_{source}_seconds": round(out.seconds, 3),
                   f"integral_{source}_groups": out.groups,
                   f"integral_{source}_proven": out.proven})
-    return trivial if out.bound is None else min(trivial, out.bound)
+    return out.bound
 
 
 def lp_orders(model: LinearModel, lp: list[float]) -> list[tuple[str, list[int]]]:
