@@ -112,6 +112,17 @@ class Matrix:
         x = np.asarray(values, dtype=np.float64)
         return np.bincount(self.rows, weights=self.vals * x[self.cols], minlength=self.m)
 
+    def reduced(self, prices: np.ndarray) -> np.ndarray:
+        """The reduced costs ``c - A' prices`` (one price per row)."""
+        return self.cost - np.bincount(self.cols, weights=self.vals * prices[self.rows],
+                                       minlength=self.n)
+
+    def signed(self, prices: np.ndarray) -> np.ndarray:
+        """``prices`` projected onto the signs that make a Lagrangian bound valid: at least 0
+        on ``<=`` rows, at most 0 on ``>=`` rows, free on ``==`` rows."""
+        y = np.where(self.sense == 0, np.maximum(prices, 0.0), prices)
+        return np.where(self.sense == 1, np.minimum(y, 0.0), y)
+
     def violated(self, values: Sequence[float] | np.ndarray, tol: float = 1e-6) -> np.ndarray:
         """Indices of the rows ``values`` violates (slack ``tol * max(1, |rhs|)``)."""
         lhs = self.activity(values)

@@ -61,15 +61,13 @@ def integral_bound(model: LinearModel, prices, stop: Stop | None = None,
     kept = np.fromiter((k in KEPT for k in kinds), bool, mat.m)
     assign = np.fromiter((k == "assign" for k in kinds), bool, mat.m)
     inner = kept | assign
-    signed = np.asarray(prices, dtype=np.float64)
-    signed = np.where(mat.sense == 0, np.maximum(signed, 0.0),
-                      np.where(mat.sense == 1, np.minimum(signed, 0.0), signed))
+    signed = mat.signed(np.asarray(prices, dtype=np.float64))
     y = np.where(inner, 0.0, signed)
-    reduced = _reduced(mat, y)
+    reduced = mat.reduced(y)
     # a group's fallback: its part of the plain Lagrangian, the kept rows priced too (at the
     # LP's duals the groups' fallbacks sum to the LP's bound)
     y_kept = np.where(kept, signed, 0.0)
-    plain = reduced - (mat.cost - _reduced(mat, y_kept))
+    plain = reduced - (mat.cost - mat.reduced(y_kept))
     total = float(y @ mat.rhs)
     kind = _job_kinds(model)
     free = _job_values(mat, reduced, kind)  # each job alone: its best placement
@@ -97,11 +95,6 @@ def integral_bound(model: LinearModel, prices, stop: Stop | None = None,
         columns += used
     return IntegralBound(total + 1e-7 * max(1.0, abs(total)), time.perf_counter() - began,
                          len(todo), proven, columns)
-
-
-def _reduced(mat, y: np.ndarray) -> np.ndarray:
-    """``c - A' y``."""
-    return mat.cost - np.bincount(mat.cols, weights=mat.vals * y[mat.rows], minlength=mat.n)
 
 
 def _entries(mat, cols: np.ndarray) -> np.ndarray:

@@ -70,14 +70,10 @@ def lagrangian(mat: Matrix, dual, used) -> tuple[float, object, object]:
     """
     import numpy as np
 
-    cost = mat.cost
     out = []
     for sign in (1.0, -1.0):
-        y = sign * np.asarray(dual, dtype=float)
-        y = np.where(mat.sense == 0, np.maximum(y, 0.0),
-                     np.where(mat.sense == 1, np.minimum(y, 0.0), y))
-        reduced = cost - np.bincount(mat.cols, weights=mat.vals * y[mat.rows],
-                                     minlength=mat.n)
+        y = mat.signed(sign * np.asarray(dual, dtype=float))
+        reduced = mat.reduced(y)
         base = float(y @ mat.rhs)
         positive = np.maximum(reduced, 0.0)
         full = base + float(positive.sum())
