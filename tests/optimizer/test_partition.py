@@ -15,7 +15,7 @@ from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.stop import Stop
 from gpualloc.optimizer.strategies import choose_engine, choose_strategy, lns
 from gpualloc.optimizer.strategies import partition as part
-from gpualloc.optimizer.strategies.neighbourhood import restricted
+from gpualloc.optimizer.strategies.partition import part_model
 from tests.strategies import instances, random_instance
 
 pytest.importorskip("highspy")
@@ -27,22 +27,23 @@ def model(instance):
     return build(instance)
 
 
-def _joined_greedy(model, parts, plan=None):
-    """Each part's plan on its rhs, joined into one vector: its greedy plan when that satisfies
-    the part's sub-model, else ``plan``'s placements there, which always must (a part's LNS
-    starts from them; greedy cannot meet a row whose part rhs is negative)."""
-    limits = part.shares(model, parts, plan)
-    values = np.zeros(model.num_vars)
-    zeros = np.zeros(model.matrix().m)
-    for k, cols in enumerate(parts):
-        sub = restricted(model, values, zeros, cols, limits[:, k])
+def _joined_greedy(model, parts, plan):
+    """The parts one after another, as the partition does: each part's greedy plan on what the
+    others leave (``part_model``) when it satisfies the part and is better, else the joined
+    plan's placements there, which always must (but for a mandatory job when ``plan`` is
+    empty)."""
+    values = np.asarray(plan, dtype=np.float64)
+    for cols in parts:
+        sub, kept = part_model(model, values, cols)
+        assert set(kept) <= set(cols)
+        current = values[kept].tolist()
+        missed = sub.check(current)  # the joined plan's placements fit the part
+        assert all(name.startswith("assign[") for name in missed)
+        assert values[sorted(set(cols) - set(kept))].sum() == 0  # none of them dropped
         found = greedy_values(sub)
-        if plan is not None:
-            kept = [plan[i] for i in cols]
-            assert sub.check(kept) == []
-            if sub.check(found):
-                found = kept
-        values[cols] = found
+        if not sub.check(found) and (
+                missed or sub.objective_value(found) > sub.objective_value(current)):
+            values[kept] = found
     return values.tolist()
 
 
@@ -67,24 +68,26 @@ def test_split_covers_every_column_once_and_balances(model):
     assert loads[-1] - loads[0] <= len(groups[0])
 
 
-@pytest.mark.parametrize("with_plan", [False, True])
-def test_parts_rhs_of_a_shared_row_sum_to_its_rhs_and_keep_the_plan(model, with_plan):
+def test_part_model_leaves_a_part_what_the_others_do_not_use(model):
     parts = part.split(part.job_groups(model), 3)
-    plan = greedy_values(model) if with_plan else None
-    limits = part.shares(model, parts, plan)
+    plan = np.asarray(greedy_values(model))
+    assert model.check(plan.tolist()) == []
+    cols = parts[1]
+    sub, kept = part_model(model, plan, cols)
+    others = plan.copy()
+    others[cols] = 0
+    used = model.matrix().activity(others)
+    for row in sub.rows:  # each row of the part: its rhs less what the other parts use
+        whole = next(r for r in model.rows if r.name == row.name)
+        k = model.rows.index(whole)
+        assert row.rhs == pytest.approx(whole.rhs - used[k], abs=1e-6)
+    # a dropped placement cannot fit what the others leave on some row of its own
     mat = model.matrix()
-    shared = np.array([r.kind in part.SHARED_KINDS and r.sense == "<=" for r in model.rows])
-    for r, row in enumerate(model.rows):
-        if row.kind in part.SHARED_KINDS and row.sense == "<=":
-            assert limits[r].sum() <= row.rhs + 1e-6 * max(1.0, abs(row.rhs))
-        else:
-            assert (limits[r] == row.rhs).all()
-    if plan is not None:  # each part may keep the plan's placements
-        x = np.asarray(plan)
-        for k, cols in enumerate(parts):
-            only = np.zeros(model.num_vars)
-            only[cols] = x[cols]
-            assert (mat.activity(only)[shared] <= limits[shared, k] + 1e-6).all()
+    for v in sorted(set(cols) - set(kept)):
+        rows, coefs = mat.column(v)
+        assert any(c > model.rows[r].rhs - used[r] + 1e-9
+                   for r, c in zip(rows, coefs, strict=True)
+                   if model.rows[r].sense == "<="), model.placements[v]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,10 +99,13 @@ def test_joined_part_plans_satisfy_the_whole_model(inst, parts_count, with_plan)
         return
     parts = part.split(part.job_groups(model), parts_count)
     plan = greedy_values(model)
-    joined = _joined_greedy(model, parts, plan if with_plan and not model.check(plan) else None)
+    if not with_plan or model.check(plan):
+        plan = [0.0] * model.num_vars  # no base plan: the parts start from nothing
+    joined = _joined_greedy(model, parts, plan)
+    assert model.objective_value(joined) >= model.objective_value(plan) - 1e-9
     kinds = {r.name: (r.kind, r.sense) for r in model.rows}
-    # every shared row holds; only a mandatory job the greedy could not fit in its part's
-    # share may be left out (then the partition falls back to the whole model)
+    # every shared row holds; from nothing only a mandatory job the greedy could not fit in
+    # what the other parts left may be left out
     assert all(kinds[name] == ("assign", "==") for name in model.check(joined))
 
 

@@ -50,14 +50,15 @@ def dead_columns(mat, alive: np.ndarray | None = None,
     return dead
 
 
-def drop_dead(model, stop: Stop | None = None) -> int:
+def drop_dead(model, stop: Stop | None = None) -> np.ndarray:
     """Drop the placements no plan can use (see the module doc) from ``model`` in place and
     count them in ``model.dropped``; a mandatory job left without any, or a row left empty
-    that 0 breaks, goes into ``model.infeasible``. Returns the count."""
+    that 0 breaks, goes into ``model.infeasible``. Returns which of the columns before are
+    kept (a mask)."""
     mat = model.matrix(stop)
     alive = ~dead_columns(mat)
     if alive.all():
-        return 0
+        return alive
     # later rounds: only the rows where a column just dropped had a negative entry can gain
     # dead columns (their least activity rises: precedence rows)
     new = ~alive
@@ -74,7 +75,7 @@ def drop_dead(model, stop: Stop | None = None) -> int:
     _mandatory_lost(model, mat, alive)
     _compact(model, mat, alive)
     model.dropped += count
-    return count
+    return alive
 
 
 def _mandatory_lost(model, mat, alive: np.ndarray) -> None:

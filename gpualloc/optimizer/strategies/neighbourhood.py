@@ -4,7 +4,6 @@ activities and the variable-to-row map come from the model's shared matrix."""
 
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
@@ -141,10 +140,9 @@ class Search:
 
 
 def restricted(model: LinearModel, values: list[float] | np.ndarray, activity: np.ndarray,
-               free: list[int], rhs: np.ndarray | None = None) -> LinearModel:
+               free: list[int]) -> LinearModel:
     """The model over ``free`` with every other variable fixed to ``values`` (``activity``:
-    the rows' activities at ``values``). ``rhs`` (one per row) replaces the rows' rhs where it
-    differs, floored on rows of integral coefficients: the rhs of a partition's parts."""
+    the rows' activities at ``values``)."""
     mat = model.matrix()
     cols = np.asarray(free, dtype=np.int64)
     take = concat_ranges(mat.col_ptr, cols)
@@ -167,12 +165,7 @@ def restricted(model: LinearModel, values: list[float] | np.ndarray, activity: n
     for g, r in enumerate(rows[firsts].tolist() if len(rows) else []):
         row = model.rows[r]
         a, b = bounds[g], bounds[g + 1]
-        limit = row.rhs
-        if rhs is not None and rhs[r] != row.rhs:
-            limit = float(rhs[r])
-            if all(float(c).is_integer() for c in coefs_l[a:b]):
-                limit = math.floor(limit + 1e-9)
-        left = limit - (activity[r] - fixed_part[g])
+        left = row.rhs - (activity[r] - fixed_part[g])
         if row.sense == "<=" and positive[g] <= left + 1e-9:
             continue  # can never bind
         sub.rows.append(Row(row.kind, row.name, local_l[a:b], coefs_l[a:b], row.sense,

@@ -1,20 +1,22 @@
-"""Huge models by partition (POP-style): solve parts of the jobs apart, then the whole.
+"""Huge models by partition: the whole model's jobs in parts, one part after another, then
+the whole.
 
 At 20,000 jobs and 850k placements the LP by column generation takes 390 s or more to
 converge, so the LNS gets HiGHS on its support late or never. Here, after the whole model's
 Lagrangian (the bound, and a priced greedy plan), the jobs are split into parts of about
-``PART_VARS`` placements, where the LP converges in under a minute. Jobs linked by a row that
-is not shared (a start-up's credits, tranches and floor, precedence) stay in one part; each
-shared row (``SHARED_KINDS``: pool capacity and caps) is split: each part keeps what the base
-plan (the better of the start and the priced greedy plan) uses there plus a share of the rest
-in proportion to its demand. The parts are solved one after the other by the LNS from the base
-plan's placements; their plans join into one plan that satisfies every row (a row's parts'
-rhs sum to its rhs). The LNS on the whole model then improves it for the rest of the budget
-(``WHOLE_SHARE``) and gives the bound (a part's bound holds for its share only, unused).
+``PART_VARS`` placements, where the LP converges in seconds. Jobs linked by a row that is not
+shared (a start-up's credits, tranches and floor, precedence) stay in one part; the shared
+rows (``SHARED_KINDS``: pool capacity and caps) are what the parts compete for. The parts are
+solved one after the other by the LNS, each with every other part fixed at the joined plan so
+far (the parts solved: their plans; the others: the base plan's placements, the better valid
+one of the start and the priced greedy plan): a part gets what the others leave of each shared
+row, less the placements that cannot fit that (``part_model``), and starts from the joined
+plan's placements, so the joined plan satisfies every row and never gets worse. The LNS on the
+whole model then improves it for the rest of the budget (``WHOLE_SHARE``) and gives the bound
+(a part's bound holds with the other parts fixed only, unused).
 
-Parts left unsolved (SIGINT/SIGTERM, or a part that found no plan) keep the base plan's
-placements, so the joined plan is never worse than the base plan; after SIGINT/SIGTERM it is
-returned at once, without the search of the whole.
+Parts left unsolved (SIGINT/SIGTERM, or a part that found no plan) keep the joined plan's
+placements; after SIGINT/SIGTERM it is returned at once, without the search of the whole.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..backends.base import BackendResult, Progress, ProgressCallback, SolvePara
 from ..backends.greedy import greedy_values
 from ..model.formulation import LinearModel
 from ..model.matrix import linked_columns
+from ..model.presolve import drop_dead
 from ..stop import Stop
 from .lagrange import priced_order
 from .lns import LAGRANGE_SECONDS, lagrangian_stage, lns_solve
@@ -61,38 +64,14 @@ def split(groups: list[list[int]], parts: int) -> list[list[int]]:
     return [sorted(p) for p in out if p]
 
 
-def shares(model: LinearModel, parts: list[list[int]],
-           plan: list[float] | None = None) -> np.ndarray:
-    """Per row and part (``rows x parts``) the part's rhs: on shared rows what ``plan`` (if
-    given) uses there, plus a share of the rest in proportion to the part's demand (each
-    placement's ``|coef|`` over its job's number of placements: a job's use spread over its
-    options); every other row's own rhs. A row's parts' rhs sum to its rhs, so the joined
-    plans of the parts satisfy it, and each part can keep ``plan``'s placements."""
-    mat = model.matrix()
-    k = len(parts)
-    part_of = np.zeros(mat.n, np.int64)
-    for p, cols in enumerate(parts):
-        part_of[cols] = p
-    job_of = mat.job_of
-    per_job = np.bincount(job_of, minlength=int(job_of.max()) + 1 if mat.n else 0)
-    slot = mat.rows * k + part_of[mat.cols]
-
-    def by_part(weights: np.ndarray) -> np.ndarray:
-        out = np.bincount(slot, weights=weights, minlength=mat.m * k)  # int64 when empty
-        return out.astype(np.float64).reshape(mat.m, k)
-
-    demand = by_part(np.abs(mat.vals) / per_job[job_of[mat.cols]])
-    total = demand.sum(axis=1, keepdims=True)
-    share = np.divide(demand, total, out=np.full_like(demand, 1.0 / k), where=total > 0)
-    rhs = mat.rhs[:, None]
-    if plan is None:
-        out = share * rhs
-    else:
-        used = by_part(mat.vals * np.asarray(plan, dtype=np.float64)[mat.cols])
-        out = used + share * np.maximum(0.0, rhs - used.sum(axis=1, keepdims=True))
-    shared = shared_rows(model)
-    out[~shared] = rhs[~shared]
-    return out
+def part_model(model: LinearModel, values: np.ndarray,
+               cols: list[int]) -> tuple[LinearModel, list[int]]:
+    """The sub-model of part ``cols`` with every other column fixed at ``values`` (each shared
+    row's rhs less the other parts' use), without the placements that cannot fit what is left
+    (``model.presolve.drop_dead``: at huge, half of a part's), and its columns in ``model``."""
+    sub = restricted(model, values, model.matrix().activity(values), cols)
+    kept = drop_dead(sub)
+    return sub, np.asarray(cols, dtype=np.int64)[kept].tolist()
 
 
 def shared_rows(model: LinearModel) -> np.ndarray:
@@ -125,7 +104,7 @@ def partition_solve(model: LinearModel, params: SolveParams, stop: Stop | None =
     parts = split(job_groups(model), count)
     if len(parts) < 2:
         return lns_solve(model, params, stop, start, progress)
-    # the whole model's Lagrangian first: the bound, and a priced greedy plan to share by
+    # the whole model's Lagrangian first: the bound, and a priced greedy plan for the base
     lag, _ = lagrangian_stage(model, stop, min(LAGRANGE_SECONDS, 0.1 * remaining))
     plans = [] if start is None else [start]
     if lag is not None and lag.reduced is not None and not stop.stopped:
@@ -133,10 +112,8 @@ def partition_solve(model: LinearModel, params: SolveParams, stop: Stop | None =
     valid = [p for p in plans if not model.check(p)]
     base = max(valid, key=model.objective_value) if valid else None
     bound = None if lag is None or lag.bound is None else lag.bound + model.objective_offset
-    limits = shares(model, parts, base)
     # the joined plan: each part's plan once solved, the base plan's placements until then
     values = np.zeros(model.num_vars) if base is None else np.asarray(base, dtype=np.float64)
-    zeros, activity = np.zeros(model.num_vars), np.zeros(model.matrix().m)
     cost = np.asarray(model.objective, dtype=np.float64)
     stats: dict = {"partition_parts": len(parts),
                    "partition_sizes": [len(p) for p in parts]}
@@ -149,11 +126,11 @@ def partition_solve(model: LinearModel, params: SolveParams, stop: Stop | None =
         if stop.stopped or seconds < 1.0:
             why = f"part {k + 1} of {len(parts)}: {stop.why() or 'no time left'}"
             break
-        sub = restricted(model, zeros, activity, cols, limits[:, k])
+        sub, cols = part_model(model, values, cols)
         part_params = SolveParams(time_limit=seconds, seed=params.seed + k,
                                   workers=params.workers, gap_tolerance=params.gap_tolerance)
         r = lns_solve(sub, part_params, stop.child(seconds=seconds),
-                      None if base is None else [base[i] for i in cols])
+                      None if base is None else values[cols].tolist())
         del sub
         if r.values is None:
             why = f"part {k + 1} of {len(parts)}: no plan ({r.status})"
@@ -182,5 +159,5 @@ def partition_solve(model: LinearModel, params: SolveParams, stop: Stop | None =
     return r
 
 
-__all__ = ["PARTITION_MIN_JOBS", "SHARED_KINDS", "job_groups", "partition_solve", "shared_rows",
-           "shares", "split"]
+__all__ = ["PARTITION_MIN_JOBS", "SHARED_KINDS", "job_groups", "part_model", "partition_solve",
+           "shared_rows", "split"]
