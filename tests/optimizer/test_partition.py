@@ -92,7 +92,7 @@ def test_part_model_leaves_a_part_what_the_others_do_not_use(model):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances(), st.integers(2, 4), st.booleans())
-@example(random_instance(2280451), 3, True)  # a share cap: a part's rhs below 0
+@example(random_instance(2280451), 3, True)  # a share cap: rows with negative entries
 def test_joined_part_plans_satisfy_the_whole_model(inst, parts_count, with_plan):
     model = build(inst)
     if model.infeasible or not model.num_vars:
