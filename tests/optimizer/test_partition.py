@@ -77,10 +77,10 @@ def test_part_model_leaves_a_part_what_the_others_do_not_use(model):
     others = plan.copy()
     others[cols] = 0
     used = model.matrix().activity(others)
+    index = {r.name: k for k, r in enumerate(model.rows)}
     for row in sub.rows:  # each row of the part: its rhs less what the other parts use
-        whole = next(r for r in model.rows if r.name == row.name)
-        k = model.rows.index(whole)
-        assert row.rhs == pytest.approx(whole.rhs - used[k], abs=1e-6)
+        k = index[row.name]
+        assert row.rhs == pytest.approx(model.rows[k].rhs - used[k], abs=1e-6)
     # a dropped placement cannot fit what the others leave on some row of its own
     mat = model.matrix()
     for v in sorted(set(cols) - set(kept)):
