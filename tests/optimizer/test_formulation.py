@@ -330,3 +330,62 @@ def test_mandatory_job_without_placement_is_known_infeasible() -> None:
     model = build(_instance([_job("m", 1, 16, 1, mandatory=True)]))
     assert model.num_vars == 0
     assert model.infeasible and "m" in model.infeasible[0]
+
+
+# -- thinned precedence: long edges keep a few rows and one order row ----------------------------
+def _long_precedence_instance() -> Instance:
+    # Horizon 12: P (2 periods) may start 0..10, D (1 period) after P may start 0..11.
+    return Instance.model_validate({
+        "name": "lp", "horizon": {"periods": 12},
+        "clusters": [{"id": "c", "region": "r", "country": "US", "pools": [
+            {"accelerator": "H100", "gpus": 16, "price_per_gpu_hour": 0.0}]}],
+        "startups": [{"id": "s"}],
+        "jobs": [_job("P", 1, 4, 2), _job("D", 5, 4, 1, after=["P"])],
+    })
+
+
+@pytest.fixture
+def thinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every edge's precedence rows thinned to two (and the order row)."""
+    from gpualloc.optimizer.model import formulation
+
+    monkeypatch.setattr(formulation, "PRECEDENCE_FULL_TERMS", 0)
+    monkeypatch.setattr(formulation, "PRECEDENCE_ROWS", 2)
+
+
+def test_thinned_precedence_rows_are_exact(thinned: None) -> None:
+    model = build(_long_precedence_instance())
+    rows = [r.name for r in model.rows if r.kind == "precedence"]
+    # D's starts before P's first end (0, 1), two of the rest (2, 11), the order row; in full,
+    # one row per start of D (12)
+    assert rows == ["order[D,P]", "after[D,P,0]", "after[D,P,1]", "after[D,P,2]",
+                    "after[D,P,11]"]
+    for d_start in range(12):
+        for p_start in [None, *range(11)]:
+            runs = [_run("D", d_start, 1)] + ([] if p_start is None else [_run("P", p_start, 2)])
+            violated = model.check(model.encode(runs))
+            ok = p_start is not None and p_start + 2 <= d_start
+            assert (violated == []) == ok, (p_start, d_start, violated)
+            assert all(n.startswith(("after[D,P,", "order[D,P]")) for n in violated)
+
+
+def test_precedence_rows_thin_only_past_the_threshold() -> None:
+    model = build(_long_precedence_instance())  # 12 x (up to 11 + 12) terms: far below
+    assert not any(r.name.startswith("order[") for r in model.rows)
+
+
+@pytest.mark.parametrize("backend", ["cpsat", "highs", "interval", "greedy"])
+@settings(max_examples=12, deadline=None, derandomize=True, database=None)
+@given(instances(jobs=8, periods=8))
+def test_thinned_precedence_keeps_the_optimum(backend: str, inst: Instance) -> None:
+    want = solve_checked(inst, "cpsat")
+    with pytest.MonkeyPatch.context() as mp:
+        from gpualloc.optimizer.model import formulation
+
+        mp.setattr(formulation, "PRECEDENCE_FULL_TERMS", 0)
+        mp.setattr(formulation, "PRECEDENCE_ROWS", 2)
+        got = solve_checked(inst, backend)
+    if want.objective is None:  # infeasible either way
+        assert got.objective is None
+    else:
+        assert_optimum(got, want.objective, backend)

@@ -242,7 +242,7 @@ def build_interval(model: LinearModel, element_limit: int = ELEMENT_LIMIT,
         if row.kind == "assign" and b.assign(row):
             continue
         if row.kind == "precedence":
-            edge = _edge(model, row)
+            edge = row.key if row.name.startswith("order[") else _edge(model, row)
             if edge is not None:
                 edges.add(edge)
                 continue

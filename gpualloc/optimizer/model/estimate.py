@@ -89,7 +89,7 @@ def check_memory(instance: Instance, max_memory: int | None) -> ModelEstimate | 
 
 
 def estimate(instance: Instance) -> ModelEstimate:
-    """Placements (exact), nonzeros (an upper bound) and peak bytes of ``instance``'s model."""
+    """Placements (exact), nonzeros (an estimate) and peak bytes of ``instance``'s model."""
     counter = _Counter(instance)
     placements = nonzeros = 0
     per_job: dict[str, tuple[int, int]] = {}  # job -> (placements, distinct starts)
@@ -98,12 +98,29 @@ def estimate(instance: Instance) -> ModelEstimate:
         per_job[job.id] = (count, starts)
         placements += count
         nonzeros += entries
+    jobs = {j.id: j for j in instance.jobs}
     for job in instance.jobs:  # precedence: per edge and start t, started(j, t) - ended(i, t)
         count, starts = per_job[job.id]
         for dep in job.after:
-            nonzeros += starts * (count + per_job.get(dep, (0, 0))[0]) // 2
+            nonzeros += _edge_terms(job, jobs.get(dep), count, starts,
+                                    per_job.get(dep, (0, 0))[0])
     size = BASE_BYTES + BYTES_PER_PLACEMENT * placements + BYTES_PER_NONZERO * nonzeros
     return ModelEstimate(placements, nonzeros, size)
+
+
+def _edge_terms(job: Job, dep: Job | None, count: int, starts: int, dep_count: int) -> int:
+    """Rule 5's terms for one edge: all its rows, or past ``PRECEDENCE_FULL_TERMS`` the thinned
+    ones (``formulation._thinned``: the rows before the dep's first end, here its release plus
+    its shortest option, then ``PRECEDENCE_ROWS`` and the order row)."""
+    from .formulation import PRECEDENCE_FULL_TERMS, PRECEDENCE_ROWS
+
+    full = starts * (count + dep_count) // 2
+    if full <= PRECEDENCE_FULL_TERMS or dep is None or not dep.options:
+        return full
+    first_end = dep.release + min(o.periods for o in dep.options)
+    early = max(0, min(starts, first_end - job.release))
+    # the kept rows hold half of both jobs' placements on average, the order row all of them
+    return min(full, (PRECEDENCE_ROWS // 2 + 1) * (count + dep_count) + early * count // 2)
 
 
 class _Counter:

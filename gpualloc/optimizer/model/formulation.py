@@ -7,7 +7,11 @@ binaries, so CP-SAT, CBC and HiGHS read the same model and must agree on its opt
 - rule 1: ``sum x[j] <= 1`` (``== 1`` when mandatory);
 - rule 4: per pool and period, ``sum gpus * x[running] <= capacity``;
 - rule 5: per edge i -> j and start t of j, ``sum x[j, start <= t] <= sum x[i, end <= t]``
-  (the strong time-indexed precedence: j starting by t needs i finished by t);
+  (the strong time-indexed precedence: j starting by t needs i finished by t). These rows
+  grow with the square of the starts; an edge whose rows would hold more than
+  ``PRECEDENCE_FULL_TERMS`` terms keeps ``PRECEDENCE_ROWS`` of them (and those before i's
+  first end) plus one order row, ``sum end * x[i] + sum (M - start) * x[j] <= M``: the same
+  0/1 solutions, a weaker LP;
 - rule 6: per start-up, ``sum cost * x <= credits``;
 - rule 7: per cap and window, ``sum use * x <= limit`` (and ``<= fraction * share`` use);
 - rule 6 with tranches: per start-up and window, ``sum spend in window * x <= limit``
@@ -382,12 +386,47 @@ def _precedence_rows(model: LinearModel, instance: Instance, blocks: list[_Block
         for dep in job.after:
             ends, ended = _by_time([(s + b.periods, i) for b in by_job[dep]
                                     for i, s in enumerate(b.starts, b.first)])
-            for t in sorted(set(starts)):
+            times = sorted(set(starts))
+            if ends and sum(bisect_right(starts, t) + bisect_right(ends, t)
+                            for t in times) > PRECEDENCE_FULL_TERMS:
+                kept = _thinned(times, ends[0])
+                if len(kept) < len(times):
+                    times = kept
+                    model.rows.append(_order_row(job.id, dep, starts, started, ends, ended))
+            for t in times:
                 lhs = started[:bisect_right(starts, t)]
                 rhs = ended[:bisect_right(ends, t)]
                 model.rows.append(Row("precedence", f"after[{job.id},{dep},{t}]",
                                       lhs + rhs, [1.0] * len(lhs) + [-1.0] * len(rhs),
                                       "<=", 0.0))
+
+
+PRECEDENCE_FULL_TERMS = 20_000  # an edge's rule-5 rows up to this many terms: all of them
+PRECEDENCE_ROWS = 24  # above: this many of its rows that the dep's ends reach, and one order row
+
+
+def _thinned(times: list[int], first_end: int) -> list[int]:
+    """The start times of an edge's rows kept when its rows are too long: every one before the
+    dep's first end (short rows that rule the early starts out), ``PRECEDENCE_ROWS`` of the
+    others spread evenly, the last among them (the job needs the dep)."""
+    early = [t for t in times if t < first_end]
+    rest = times[len(early):]
+    if len(rest) <= PRECEDENCE_ROWS:
+        return times  # nothing to thin
+    step = (len(rest) - 1) / (PRECEDENCE_ROWS - 1)
+    return early + sorted({rest[round(k * step)] for k in range(PRECEDENCE_ROWS)})
+
+
+def _order_row(job: str, dep: str, starts: list[int], started: list[int], ends: list[int],
+               ended: list[int]) -> Row:
+    """Rule 5 for one edge in one row, exact on 0/1 values with the kept rows (which make
+    the job need the dep): ``sum end * x[dep] + sum (M - start) * x[job] <= M``, M the dep's
+    latest end, over the job's starts before M (later ones always follow the dep's end)."""
+    m = ends[-1]
+    early = [(s, i) for s, i in zip(starts, started, strict=True) if s < m]
+    return Row("precedence", f"order[{job},{dep}]", ended + [i for _, i in early],
+               [float(e) for e in ends] + [float(m - s) for s, _ in early], "<=", float(m),
+               (job, dep))
 
 
 def _by_time(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
