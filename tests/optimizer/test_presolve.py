@@ -13,7 +13,7 @@ from gpualloc.optimizer import solve
 from gpualloc.optimizer.backends import SolveParams, get_backend
 from gpualloc.optimizer.model.formulation import build
 from gpualloc.optimizer.model.matrix import Matrix
-from gpualloc.optimizer.model.presolve import dead_columns
+from gpualloc.optimizer.model.presolve import dead_columns, unaffordable
 from tests.conftest import REL_TOL
 from tests.strategies import random_instance
 
@@ -82,12 +82,70 @@ def test_presolve_keeps_the_optimum(seed: int, jobs: int, periods: int) -> None:
     plan = solve(instance, "cpsat", time_limit=10.0, workers=1)
     if plan.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         assert validate(instance, plan) == []
-    # every dropped placement alone (all else at 0) breaks a row of the raw model
+    # every dropped placement alone (all else at 0) breaks a row of the raw model, but those
+    # of jobs their start-ups cannot afford with their dependencies and the forced jobs
     keys = {tuple(p) for p in model.placements}
     gone = [i for i, p in enumerate(raw.placements) if tuple(p) not in keys]
     assert len(gone) == model.dropped
-    for i in gone[:50]:
+    mat = raw.matrix()
+    poor = unaffordable(raw, mat, ~dead_columns(mat), {j.id: j.after for j in instance.jobs})
+    for i in [i for i in gone if not poor[i]][:50]:
         x = np.zeros(raw.num_vars)
         x[i] = 1.0
         assert [r for r in raw.check(x.tolist(), tol=1e-12) if not r.startswith("assign")], \
             raw.placements[i]
+
+
+def budget(credits: float, mandatory: bool = False) -> Instance:
+    """One pool of 8 H100 at 1 per GPU-hour, 1 h periods: ``base`` (8 GPUs x 2 periods, cost
+    16), ``next`` after it (8 x 1: cost 8), ``free`` (8 x 1: cost 8, no dependency), all of
+    one start-up with ``credits``; ``base`` mandatory when asked."""
+    job = {"startup": "s", "value": 1, "options": [{"accelerator": "H100", "gpus": 8,
+                                                    "periods": 1}]}
+    return Instance.model_validate({
+        "name": "budget", "horizon": {"periods": 6, "period_hours": 1},
+        "clusters": [{"id": "c", "region": "r", "country": "US", "pools": [
+            {"accelerator": "H100", "gpus": 8, "price_per_gpu_hour": 1.0}]}],
+        "startups": [{"id": "s", "credits": credits}],
+        "jobs": [
+            {**job, "id": "base", "mandatory": mandatory,
+             "options": [{"accelerator": "H100", "gpus": 8, "periods": 2}]},
+            {**job, "id": "next", "value": 10, "after": ["base"]},
+            {**job, "id": "free"}]})
+
+
+@pytest.mark.parametrize(("credits", "mandatory", "gone"), [
+    (24.0, False, set()),        # base + next = 24: affordable
+    (23.0, False, {"next"}),     # next needs base: 24 > 23, though next alone costs 8
+    (24.0, True, set()),         # base forced: 8 more fits (not both: not this rule's)
+    (23.0, True, {"next", "free"}),  # base (16) must run: 8 more does not fit
+])
+def test_jobs_their_start_up_cannot_afford_are_dropped(credits: float, mandatory: bool,
+                                                       gone: set[str]) -> None:
+    model = build(budget(credits, mandatory))
+    assert {j for j, idx in model.by_job.items() if not idx} == gone
+    assert not model.infeasible
+    plan = solve(budget(credits, mandatory), "cpsat", time_limit=10, workers=1)
+    assert plan.status == SolveStatus.OPTIMAL and validate(budget(credits, mandatory), plan) == []
+    assert not {a.job for a in plan.assignments} & gone
+
+
+def test_forced_jobs_over_the_credits_are_infeasible_before_solving() -> None:
+    data = budget(30.0, mandatory=True).model_dump(by_alias=True)
+    data["jobs"][1]["mandatory"] = True  # next too: base + next = 24 > 23
+    data["startups"][0]["credits"] = 23.0
+    instance = Instance.model_validate(data)
+    assert any("credits[s]" in r and "24.00 > 23.00" in r for r in build(instance).infeasible)
+    assert solve(instance, "cpsat", time_limit=10).status == SolveStatus.INFEASIBLE
+
+
+def test_random_instances_exercise_the_budget_rule() -> None:
+    """The property test above meets the rule: on some of its seeds it drops a job."""
+    hits = 0
+    for seed in range(30):
+        instance = random_instance(seed, jobs=10, periods=6)
+        raw = build(instance, presolve=False)
+        mat = raw.matrix()
+        hits += bool(unaffordable(raw, mat, ~dead_columns(mat),
+                                  {j.id: j.after for j in instance.jobs}).any())
+    assert hits >= 3

@@ -198,7 +198,7 @@ def build(instance: Instance, stop: Stop | None = None, presolve: bool = True) -
         _floor_rows(model, instance)
         check()
         if presolve:
-            drop_dead(model, stop)
+            drop_dead(model, stop, after={job.id: job.after for job in instance.jobs})
         model.matrix(stop)  # every consumer shares it: built here, under the same stop
     return model
 

@@ -7,11 +7,17 @@ credits, a job that starts before any of its predecessor's placements can end. T
 relaxation runs such placements at a fraction, which is most of its gap where caps bind (a
 daily instance of 300 jobs and 120 periods: LP 4,552.4 with them, 4,128.1 without, optimum
 4,112 or more). Dropping one can make others dead (a predecessor's start gone), so it repeats
-until none is left. Nothing else about the model changes: every row keeps its place, only
-dead columns leave it, and the placements, objective and ``by_job`` are renumbered.
+until none is left. ``unaffordable`` adds the jobs a start-up cannot pay for together with
+their dependencies and the forced jobs (each at its cheapest placement). Nothing else about
+the model changes: every row keeps its place, only dead columns leave it, and the
+placements, objective and ``by_job`` are renumbered.
 """
 
 from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from graphlib import TopologicalSorter
 
 import numpy as np
 
@@ -50,13 +56,17 @@ def dead_columns(mat, alive: np.ndarray | None = None,
     return dead
 
 
-def drop_dead(model, stop: Stop | None = None) -> np.ndarray:
+def drop_dead(model, stop: Stop | None = None,
+              after: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
     """Drop the placements no plan can use (see the module doc) from ``model`` in place and
     count them in ``model.dropped``; a mandatory job left without any, or a row left empty
-    that 0 breaks, goes into ``model.infeasible``. Returns which of the columns before are
-    kept (a mask)."""
+    that 0 breaks, goes into ``model.infeasible``. With ``after`` (each job's dependencies)
+    also the jobs that their start-ups cannot afford (``unaffordable``). Returns which of the
+    columns before are kept (a mask)."""
     mat = model.matrix(stop)
     alive = ~dead_columns(mat)
+    if after:
+        alive &= ~unaffordable(model, mat, alive, after)
     if alive.all():
         return alive
     # later rounds: only the rows where a column just dropped had a negative entry can gain
@@ -76,6 +86,71 @@ def drop_dead(model, stop: Stop | None = None) -> np.ndarray:
     _compact(model, mat, alive)
     model.dropped += count
     return alive
+
+
+def unaffordable(model, mat, alive: np.ndarray, after: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Per column, whether its job can never run because a start-up's credits cannot pay for
+    it together with its dependencies (transitively: rule 5 runs them all) and every job that
+    must run (forced jobs and their dependencies), each at its cheapest placement in ``alive``;
+    a job with a dependency left without any placement can never run either. The jobs that
+    must run alone over a start-up's credits make the model infeasible (``model.infeasible``)."""
+    credit = [k for k, r in enumerate(model.rows) if r.kind == "credits" and r.sense == "<="]
+    jobs = list(model.by_job)
+    index = {j: n for n, j in enumerate(jobs)}
+    job_of = np.zeros(mat.n, np.int64)
+    for n, j in enumerate(jobs):
+        job_of[model.by_job[j]] = n
+    placed = np.bincount(job_of[alive], minlength=len(jobs))
+    least = np.zeros(len(jobs))  # a job's cheapest placement in its start-up's credit row
+    row_of = np.full(len(jobs), -1)
+    for k in credit:
+        cols, vals = mat.cols[mat.row_ptr[k]:mat.row_ptr[k + 1]], \
+            mat.vals[mat.row_ptr[k]:mat.row_ptr[k + 1]]
+        live = alive[cols]
+        js = job_of[cols[live]]
+        low = np.full(len(jobs), np.inf)
+        np.minimum.at(low, js, vals[live])
+        whole = np.flatnonzero(np.bincount(js, minlength=len(jobs)) == placed)
+        whole = whole[placed[whole] > 0]  # every placement left in this row: it pays here
+        least[whole] = np.maximum(low[whole], 0.0)
+        row_of[whole] = k
+    closure = _closures(jobs, after)
+    must = set().union(*(closure[j] for j in model.forced_jobs() if j in closure))
+    base: dict[int, float] = defaultdict(float)
+    for j in must:
+        if row_of[index[j]] >= 0:
+            base[int(row_of[index[j]])] += float(least[index[j]])
+    for k, spend in base.items():
+        rhs = model.rows[k].rhs
+        if spend > rhs + TOLERANCE * max(1.0, abs(rhs)):
+            model.infeasible.append(f"{model.rows[k].name}: the jobs that must run (mandatory "
+                                    f"ones and their dependencies) cost at least {spend:,.2f} "
+                                    f"> {rhs:,.2f}")
+    poor = np.zeros(len(jobs), bool)
+    rows = model.rows
+    for j, group in closure.items():
+        if j in must:
+            continue
+        extra: dict[int, float] = defaultdict(float)
+        for d in group - must:
+            n = index.get(d)
+            if n is None or not placed[n]:  # a dependency that can never run
+                poor[index[j]] = True
+                break
+            if row_of[n] >= 0:
+                extra[int(row_of[n])] += float(least[n])
+        poor[index[j]] |= any(
+            base[k] + v > rows[k].rhs + TOLERANCE * max(1.0, abs(rows[k].rhs))
+            for k, v in extra.items())
+    return poor[job_of] & alive
+
+
+def _closures(jobs: Sequence[str], after: Mapping[str, Sequence[str]]) -> dict[str, frozenset]:
+    """Each job with its dependencies, transitively (``after`` has no cycles)."""
+    out: dict[str, frozenset] = {}
+    for j in TopologicalSorter({j: list(after.get(j, ())) for j in jobs}).static_order():
+        out[j] = frozenset({j}).union(*(out[d] for d in after.get(j, ()) if d in out))
+    return {j: out[j] for j in jobs}
 
 
 def _mandatory_lost(model, mat, alive: np.ndarray) -> None:
