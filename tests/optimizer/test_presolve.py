@@ -130,6 +130,20 @@ def test_jobs_their_start_up_cannot_afford_are_dropped(credits: float, mandatory
     assert not {a.job for a in plan.assignments} & gone
 
 
+def test_a_horizon_cap_is_a_budget_too() -> None:
+    """Unlimited credits, a GPU-hour cap over the horizon of 23: base (16) and next (8) do not
+    both fit under it, so next, which needs base, never runs; free (8) still may."""
+    data = budget(1e9).model_dump(by_alias=True)
+    data["startups"][0]["credits"] = None
+    data["caps"] = [{"id": "hours", "metric": "gpu_hours", "per": "horizon", "limit": 23,
+                     "accelerators": ["H100"]}]
+    instance = Instance.model_validate(data)
+    model = build(instance)
+    assert {j for j, idx in model.by_job.items() if not idx} == {"next"}
+    plan = solve(instance, "cpsat", time_limit=10, workers=1)
+    assert plan.status == SolveStatus.OPTIMAL and validate(instance, plan) == []
+
+
 def test_forced_jobs_over_the_credits_are_infeasible_before_solving() -> None:
     data = budget(30.0, mandatory=True).model_dump(by_alias=True)
     data["jobs"][1]["mandatory"] = True  # next too: base + next = 24 > 23

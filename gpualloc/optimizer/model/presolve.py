@@ -88,46 +88,41 @@ def drop_dead(model, stop: Stop | None = None,
     return alive
 
 
+BUDGETS = ("credits", "tranche", "cap")  # the rows ``unaffordable`` reads (no negative entry)
+
+
 def unaffordable(model, mat, alive: np.ndarray, after: Mapping[str, Sequence[str]]) -> np.ndarray:
-    """Per column, whether its job can never run because a start-up's credits cannot pay for
-    it together with its dependencies (transitively: rule 5 runs them all) and every job that
-    must run (forced jobs and their dependencies), each at its cheapest placement in ``alive``;
-    a job with a dependency left without any placement can never run either. The jobs that
-    must run alone over a start-up's credits make the model infeasible (``model.infeasible``)."""
-    credit = [k for k, r in enumerate(model.rows) if r.kind == "credits" and r.sense == "<="]
+    """Per column, whether its job can never run because a budget row (credits, a tranche's
+    window, a cap's window: ``BUDGETS``) cannot hold it together with its dependencies
+    (transitively: rule 5 runs them all) and every job that must run (forced jobs and their
+    dependencies), each at its least entry in the row over its placements in ``alive`` (0
+    when one of them is not in the row); a job with a dependency left without any placement
+    can never run either. The jobs that must run alone over a row make the model infeasible
+    (``model.infeasible``)."""
     jobs = list(model.by_job)
     index = {j: n for n, j in enumerate(jobs)}
     job_of = np.zeros(mat.n, np.int64)
     for n, j in enumerate(jobs):
         job_of[model.by_job[j]] = n
     placed = np.bincount(job_of[alive], minlength=len(jobs))
-    least = np.zeros(len(jobs))  # a job's cheapest placement in its start-up's credit row
-    row_of = np.full(len(jobs), -1)
-    for k in credit:
-        cols, vals = mat.cols[mat.row_ptr[k]:mat.row_ptr[k + 1]], \
-            mat.vals[mat.row_ptr[k]:mat.row_ptr[k + 1]]
-        live = alive[cols]
-        js = job_of[cols[live]]
-        low = np.full(len(jobs), np.inf)
-        np.minimum.at(low, js, vals[live])
-        whole = np.flatnonzero(np.bincount(js, minlength=len(jobs)) == placed)
-        whole = whole[placed[whole] > 0]  # every placement left in this row: it pays here
-        least[whole] = np.maximum(low[whole], 0.0)
-        row_of[whole] = k
+    uses = _least_uses(model, mat, alive, job_of, placed)
     closure = _closures(jobs, after)
     must = set().union(*(closure[j] for j in model.forced_jobs() if j in closure))
     base: dict[int, float] = defaultdict(float)
     for j in must:
-        if row_of[index[j]] >= 0:
-            base[int(row_of[index[j]])] += float(least[index[j]])
-    for k, spend in base.items():
-        rhs = model.rows[k].rhs
-        if spend > rhs + TOLERANCE * max(1.0, abs(rhs)):
-            model.infeasible.append(f"{model.rows[k].name}: the jobs that must run (mandatory "
-                                    f"ones and their dependencies) cost at least {spend:,.2f} "
-                                    f"> {rhs:,.2f}")
-    poor = np.zeros(len(jobs), bool)
+        for k, v in uses.get(index[j], ()):
+            base[k] += v
     rows = model.rows
+
+    def over(k: int, spend: float) -> bool:
+        return spend > rows[k].rhs + TOLERANCE * max(1.0, abs(rows[k].rhs))
+
+    for k, spend in base.items():
+        if over(k, spend):
+            model.infeasible.append(f"{rows[k].name}: the jobs that must run (mandatory ones "
+                                    f"and their dependencies) use at least {spend:,.2f} > "
+                                    f"{rows[k].rhs:,.2f}")
+    poor = np.zeros(len(jobs), bool)
     for j, group in closure.items():
         if j in must:
             continue
@@ -137,12 +132,35 @@ def unaffordable(model, mat, alive: np.ndarray, after: Mapping[str, Sequence[str
             if n is None or not placed[n]:  # a dependency that can never run
                 poor[index[j]] = True
                 break
-            if row_of[n] >= 0:
-                extra[int(row_of[n])] += float(least[n])
-        poor[index[j]] |= any(
-            base[k] + v > rows[k].rhs + TOLERANCE * max(1.0, abs(rows[k].rhs))
-            for k, v in extra.items())
+            for k, v in uses.get(n, ()):
+                extra[k] += v
+        poor[index[j]] |= any(over(k, base[k] + v) for k, v in extra.items())
     return poor[job_of] & alive
+
+
+def _least_uses(model, mat, alive: np.ndarray, job_of: np.ndarray,
+                placed: np.ndarray) -> dict[int, list[tuple[int, float]]]:
+    """Per job (its index), ``(row, least entry)`` for each budget row holding every one of its
+    placements in ``alive`` with a positive least entry."""
+    budget = np.fromiter((r.kind in BUDGETS and r.sense == "<=" for r in model.rows), bool,
+                         mat.m)
+    negative = np.bincount(mat.rows, weights=mat.vals < 0, minlength=mat.m) > 0
+    rows = np.flatnonzero(budget & ~negative)
+    take = concat_ranges(mat.row_ptr, rows)
+    take = take[alive[mat.cols[take]]]
+    if not len(take):
+        return {}
+    key = mat.rows[take] * len(placed) + job_of[mat.cols[take]]
+    keys, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
+    low = np.full(len(keys), np.inf)
+    np.minimum.at(low, inverse, mat.vals[take])
+    row, job = np.divmod(keys, len(placed))
+    whole = (count == placed[job]) & (low > 0)  # every placement left in the row
+    out: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for k, n, v in zip(row[whole].tolist(), job[whole].tolist(), low[whole].tolist(),
+                       strict=True):
+        out[n].append((k, v))
+    return out
 
 
 def _closures(jobs: Sequence[str], after: Mapping[str, Sequence[str]]) -> dict[str, frozenset]:
