@@ -7,8 +7,9 @@ credits, a job that starts before any of its predecessor's placements can end. T
 relaxation runs such placements at a fraction, which is most of its gap where caps bind (a
 daily instance of 300 jobs and 120 periods: LP 4,552.4 with them, 4,128.1 without, optimum
 4,112 or more). Dropping one can make others dead (a predecessor's start gone), so it repeats
-until none is left. ``unaffordable`` adds the jobs a start-up cannot pay for together with
-their dependencies and the forced jobs (each at its cheapest placement). Nothing else about
+until none is left. ``unaffordable`` adds the jobs that a budget row (credits, a tranche's
+or a cap's window) cannot hold together with their dependencies and the forced jobs, each at
+its least entry (a job needing a dependency the credits cannot pay for too). Nothing else about
 the model changes: every row keeps its place, only dead columns leave it, and the
 placements, objective and ``by_job`` are renumbered.
 """
