@@ -29,7 +29,7 @@ def _instances() -> list[Any]:
             generate(clusters=3, startups=4, jobs=20, periods=10, seed=5).model_copy(
                 update={"objective": Objective(cost_weight=0.5)}),
             tier_instance("medium"),
-            # a long horizon: 5 edges' rule-5 rows thinned (formulation.PRECEDENCE_FULL_TERMS)
+            # a long horizon: 5 edges' rule-5 rows thinned (precedence.PRECEDENCE_FULL_TERMS)
             generate(clusters=3, startups=4, jobs=30, periods=120, seed=7, windows="wide"),
         ]
 

@@ -347,10 +347,10 @@ def _long_precedence_instance() -> Instance:
 @pytest.fixture
 def thinned(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every edge's precedence rows thinned to two (and the order row)."""
-    from gpualloc.optimizer.model import formulation
+    from gpualloc.optimizer.model import precedence
 
-    monkeypatch.setattr(formulation, "PRECEDENCE_FULL_TERMS", 0)
-    monkeypatch.setattr(formulation, "PRECEDENCE_ROWS", 2)
+    monkeypatch.setattr(precedence, "PRECEDENCE_FULL_TERMS", 0)
+    monkeypatch.setattr(precedence, "PRECEDENCE_ROWS", 2)
 
 
 def test_thinned_precedence_rows_are_exact(thinned: None) -> None:
@@ -380,10 +380,10 @@ def test_precedence_rows_thin_only_past_the_threshold() -> None:
 def test_thinned_precedence_keeps_the_optimum(backend: str, inst: Instance) -> None:
     want = solve_checked(inst, "cpsat")
     with pytest.MonkeyPatch.context() as mp:
-        from gpualloc.optimizer.model import formulation
+        from gpualloc.optimizer.model import precedence
 
-        mp.setattr(formulation, "PRECEDENCE_FULL_TERMS", 0)
-        mp.setattr(formulation, "PRECEDENCE_ROWS", 2)
+        mp.setattr(precedence, "PRECEDENCE_FULL_TERMS", 0)
+        mp.setattr(precedence, "PRECEDENCE_ROWS", 2)
         got = solve_checked(inst, backend)
     if want.objective is None:  # infeasible either way
         assert got.objective is None

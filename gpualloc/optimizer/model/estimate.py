@@ -110,9 +110,9 @@ def estimate(instance: Instance) -> ModelEstimate:
 
 def _edge_terms(job: Job, dep: Job | None, count: int, starts: int, dep_count: int) -> int:
     """Rule 5's terms for one edge: all its rows, or past ``PRECEDENCE_FULL_TERMS`` the thinned
-    ones (``formulation._thinned``: the rows before the dep's first end, here its release plus
+    ones (``precedence._thinned``: the rows before the dep's first end, here its release plus
     its shortest option, then ``PRECEDENCE_ROWS`` and the order row)."""
-    from .formulation import PRECEDENCE_FULL_TERMS, PRECEDENCE_ROWS
+    from .precedence import PRECEDENCE_FULL_TERMS, PRECEDENCE_ROWS
 
     full = starts * (count + dep_count) // 2
     if full <= PRECEDENCE_FULL_TERMS or dep is None or not dep.options:

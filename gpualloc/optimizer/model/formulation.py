@@ -1,4 +1,5 @@
-"""The seven plan rules, derived once as a backend-neutral linear model.
+"""The seven plan rules, derived once as a backend-neutral linear model (its data classes:
+``linear``; rule 5's rows: ``precedence``).
 
 Time-indexed formulation: one binary ``x[j, o, c, s]`` per job, option, cluster and start period
 allowed by rules 2 and 3 and by eligibility. Every other rule is a linear row over these
@@ -33,147 +34,16 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate, repeat
-from operator import attrgetter
-from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from ...models import Assignment, Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
+from ...models import Cap, Cluster, Ineligible, Instance, Job, Pool, Scope
 from ..stop import Stop, StopRequested
+from .linear import Kind, LinearModel, Placement, Row, Sense
+from .precedence import precedence_rows
 from .presolve import drop_dead
-
-Sense = Literal["<=", ">=", "=="]
-Kind = Literal["assign", "capacity", "precedence", "credits", "cap", "tranche", "floor",
-               "limit"]
-
-
-class Placement(NamedTuple):
-    """What one binary variable means: job, option, cluster and start period (a named tuple:
-    a big model makes a million of them, three times faster than a frozen dataclass)."""
-
-    job: str
-    option: int
-    cluster: str
-    accelerator: str
-    gpus: int
-    start: int
-    periods: int
-    cost: float
-    value: float  # unweighted option value
-
-    @property
-    def end(self) -> int:
-        return self.start + self.periods
-
-
-@dataclass(slots=True)
-class Row:
-    """A linear constraint ``sum coef * x[var] (sense) rhs`` with its origin for reports."""
-
-    kind: Kind
-    name: str
-    vars: list[int]
-    coefs: list[float]
-    sense: Sense
-    rhs: float
-    key: tuple[str | int, ...] = ()  # capacity rows: (cluster, accelerator, period)
-
-    def holds_at_zero(self) -> bool:
-        """Whether the row holds with every variable at 0 (what an empty row must do)."""
-        return {"<=": self.rhs >= -1e-9, ">=": self.rhs <= 1e-9,
-                "==": abs(self.rhs) <= 1e-9}[self.sense]
-
-
-@dataclass
-class LinearModel:
-    """Backend-neutral model: binaries ``x[i]`` (one per placement), rows, a max objective."""
-
-    placements: list[Placement] = field(default_factory=list)
-    rows: list[Row] = field(default_factory=list)
-    objective: list[float] = field(default_factory=list)
-    by_job: dict[str, list[int]] = field(default_factory=dict)
-    ineligible: list[Ineligible] = field(default_factory=list)
-    infeasible: list[str] = field(default_factory=list)  # reasons known before solving
-    objective_offset: float = 0.0  # a constant added to the objective (re-planning)
-    dropped: int = 0  # placements dropped as unusable by any plan (``model.presolve``)
-    _matrix: Any = field(default=None, repr=False, compare=False)  # model.matrix's cache
-
-    @property
-    def num_vars(self) -> int:
-        return len(self.placements)
-
-    def size(self) -> dict[str, int]:
-        return {
-            "variables": self.num_vars,
-            "constraints": len(self.rows),
-            "nonzeros": sum(len(r.vars) for r in self.rows),
-        }
-
-    def field(self, name: str, dtype: type = np.int64) -> np.ndarray:
-        """One ``Placement`` field of every variable as a numpy array (``"start"``, ...)."""
-        return np.fromiter(map(attrgetter(name), self.placements), dtype, self.num_vars)
-
-    def matrix(self, stop: Stop | None = None):  # -> model.matrix.Matrix
-        """The shared sparse-matrix view of the rows (built once, cached; see ``matrix``)."""
-        from .matrix import matrix
-
-        return matrix(self, stop)
-
-    def forced_jobs(self) -> set[str]:
-        """Jobs that must run: those with an ``== 1`` assignment row (mandatory or frozen)."""
-        return {self.placements[v].job for r in self.rows
-                if r.kind == "assign" and r.sense == "==" for v in r.vars[:1]}
-
-    def trivial_bound(self) -> float:
-        """A proven upper bound on ``sum objective * x`` (without ``objective_offset``, like
-        every backend's bound): every job at its best placement, ignoring all shared rows."""
-        forced = self.forced_jobs()
-        jobs = [(job, idx) for job, idx in self.by_job.items() if idx]
-        if not jobs:
-            return 0.0
-        order = np.fromiter((i for _, idx in jobs for i in idx), np.int64)
-        firsts = np.cumsum([0] + [len(idx) for _, idx in jobs[:-1]])
-        best = np.maximum.reduceat(np.asarray(self.objective, dtype=np.float64)[order], firsts)
-        must = np.fromiter((job in forced for job, _ in jobs), bool, len(jobs))
-        return float(sum(np.where(must, best, np.maximum(best, 0.0)).tolist(), 0.0))
-
-    def objective_value(self, values: list[float]) -> float:
-        return sum(self.objective[i] for i in self.chosen(values))
-
-    def chosen(self, values: list[float]) -> list[int]:
-        """The variables set (> 0.5) in ``values``, in index order."""
-        if len(values) != self.num_vars:
-            raise ValueError(f"{len(values)} values for {self.num_vars} variables")
-        return np.flatnonzero(np.asarray(values, dtype=np.float64) > 0.5).tolist()
-
-    def decode(self, values: list[float]) -> list[Assignment]:
-        """Assignments of a 0/1 solution vector."""
-        out = []
-        for i in self.chosen(values):
-            p = self.placements[i]
-            out.append(Assignment(job=p.job, cluster=p.cluster, accelerator=p.accelerator,
-                                  gpus=p.gpus, start=p.start, end=p.end, cost=p.cost,
-                                  value=p.value, option=p.option))
-        return out
-
-    def encode(self, assignments: list[Assignment]) -> list[float]:
-        """A 0/1 vector for a plan's assignments (those the model cannot express are dropped)."""
-        index = {(p.job, p.cluster, p.accelerator, p.gpus, p.start, p.periods): i
-                 for i, p in enumerate(self.placements)}
-        values = [0.0] * self.num_vars
-        for a in assignments:
-            i = index.get((a.job, a.cluster, a.accelerator, a.gpus, a.start, a.end - a.start))
-            if i is not None:
-                values[i] = 1.0
-        return values
-
-    def check(self, values: list[float], tol: float = 1e-6) -> list[str]:
-        """Names of rows that a 0/1 vector violates (for warm-start screening)."""
-        if len(values) != self.num_vars:
-            raise ValueError(f"{len(values)} values for {self.num_vars} variables")
-        return [self.rows[k].name for k in self.matrix().violated(values, tol).tolist()]
 
 
 def build(instance: Instance, stop: Stop | None = None, presolve: bool = True) -> LinearModel:
@@ -189,7 +59,7 @@ def build(instance: Instance, stop: Stop | None = None, presolve: bool = True) -
         _assignment_rows(model, instance)
         _capacity_rows(model, instance, check)
         check()
-        _precedence_rows(model, instance, blocks, check)
+        precedence_rows(model, instance, blocks, check)
         _credit_rows(model, instance, blocks)
         check()
         _cap_rows(model, instance, blocks, check)
@@ -367,72 +237,6 @@ def _at_most_one_fits(model: LinearModel, idx: list[int], cap: int) -> bool:
     job = model.placements[idx[0]].job if idx else None
     return bool(idx) and all(model.placements[i].job == job and model.placements[i].gpus <= cap
                              for i in idx)
-
-
-def _precedence_rows(model: LinearModel, instance: Instance, blocks: list[_Block],
-                     check=lambda: None) -> None:
-    by_job: dict[str, list[_Block]] = defaultdict(list)
-    for b in blocks:
-        by_job[b.job.id].append(b)
-    for n_job, job in enumerate(instance.jobs):
-        if not job.after:
-            continue
-        if n_job % 16 == 0:
-            check()
-        # the job's vars by start, and per dependency the dep's vars by end: each row's two
-        # sides are prefixes of these (started by t; ended by t)
-        starts, started = _by_time([(s, i) for b in by_job[job.id]
-                                    for i, s in enumerate(b.starts, b.first)])
-        for dep in job.after:
-            ends, ended = _by_time([(s + b.periods, i) for b in by_job[dep]
-                                    for i, s in enumerate(b.starts, b.first)])
-            times = sorted(set(starts))
-            if ends and sum(bisect_right(starts, t) + bisect_right(ends, t)
-                            for t in times) > PRECEDENCE_FULL_TERMS:
-                kept = _thinned(times, ends[0])
-                if len(kept) < len(times):
-                    times = kept
-                    model.rows.append(_order_row(job.id, dep, starts, started, ends, ended))
-            for t in times:
-                lhs = started[:bisect_right(starts, t)]
-                rhs = ended[:bisect_right(ends, t)]
-                model.rows.append(Row("precedence", f"after[{job.id},{dep},{t}]",
-                                      lhs + rhs, [1.0] * len(lhs) + [-1.0] * len(rhs),
-                                      "<=", 0.0))
-
-
-PRECEDENCE_FULL_TERMS = 20_000  # an edge's rule-5 rows up to this many terms: all of them
-PRECEDENCE_ROWS = 24  # above: this many of its rows that the dep's ends reach, and one order row
-
-
-def _thinned(times: list[int], first_end: int) -> list[int]:
-    """The start times of an edge's rows kept when its rows are too long: every one before the
-    dep's first end (short rows that rule the early starts out), ``PRECEDENCE_ROWS`` of the
-    others spread evenly, the last among them (the job needs the dep)."""
-    early = [t for t in times if t < first_end]
-    rest = times[len(early):]
-    if len(rest) <= PRECEDENCE_ROWS:
-        return times  # nothing to thin
-    step = (len(rest) - 1) / (PRECEDENCE_ROWS - 1)
-    return early + sorted({rest[round(k * step)] for k in range(PRECEDENCE_ROWS)})
-
-
-def _order_row(job: str, dep: str, starts: list[int], started: list[int], ends: list[int],
-               ended: list[int]) -> Row:
-    """Rule 5 for one edge in one row, exact on 0/1 values with the kept rows (which make
-    the job need the dep): ``sum end * x[dep] + sum (M - start) * x[job] <= M``, M the dep's
-    latest end, over the job's starts before M (later ones always follow the dep's end)."""
-    m = ends[-1]
-    early = [(s, i) for s, i in zip(starts, started, strict=True) if s < m]
-    return Row("precedence", f"order[{job},{dep}]", ended + [i for _, i in early],
-               [float(e) for e in ends] + [float(m - s) for s, _ in early], "<=", float(m),
-               (job, dep))
-
-
-def _by_time(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
-    """(times, vars) sorted by time (then var)."""
-    pairs.sort()
-    return [t for t, _ in pairs], [i for _, i in pairs]
 
 
 def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
@@ -619,3 +423,7 @@ def floor_rows(model: LinearModel, instance: Instance, levels: dict[str, float])
                         [model.placements[i].value for i in idx], ">=", level * asked,
                         (startup.id,)))
     return rows
+
+
+__all__ = ["Kind", "LinearModel", "Placement", "Row", "Sense", "build", "capacity_rows",
+           "floor_rows", "gc_paused"]
