@@ -45,7 +45,9 @@ class Row:
     coefs: list[float]
     sense: Sense
     rhs: float
-    key: tuple[str | int, ...] = ()  # capacity rows: (cluster, accelerator, period)
+    # capacity rows: (cluster, accelerator, period); tranche: (start-up, first, last); order
+    # rows (rule 5 on a long edge): (job, dep)
+    key: tuple[str | int, ...] = ()
 
     def holds_at_zero(self) -> bool:
         """Whether the row holds with every variable at 0 (what an empty row must do)."""
