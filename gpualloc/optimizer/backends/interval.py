@@ -242,7 +242,7 @@ def build_interval(model: LinearModel, element_limit: int = ELEMENT_LIMIT,
         if row.kind == "assign" and b.assign(row):
             continue
         if row.kind == "precedence":
-            edge = row.key if row.name.startswith("order[") else _edge(model, row)
+            edge = _edge(model, row)
             if edge is not None:
                 edges.add(edge)
                 continue
@@ -388,7 +388,10 @@ def _family(row: Row) -> str:
 
 
 def _edge(model: LinearModel, row: Row) -> tuple[str, str] | None:
-    """``(job, dep)`` of a time-indexed precedence row: +1 vars are the job's, -1 the dep's."""
+    """``(job, dep)`` of a time-indexed precedence row (+1 vars are the job's, -1 the dep's)
+    or of a long edge's order row (its key)."""
+    if row.name.startswith("order[") and len(row.key) == 2:
+        return str(row.key[0]), str(row.key[1])
     plus = {model.placements[v].job for v, c in zip(row.vars, row.coefs, strict=True) if c > 0}
     minus = {model.placements[v].job for v, c in zip(row.vars, row.coefs, strict=True) if c < 0}
     if len(plus) != 1 or len(minus) > 1 or row.rhs != 0.0 or row.sense != "<=":

@@ -98,11 +98,10 @@ def estimate(instance: Instance) -> ModelEstimate:
         per_job[job.id] = (count, starts)
         placements += count
         nonzeros += entries
-    jobs = {j.id: j for j in instance.jobs}
     for job in instance.jobs:  # precedence: per edge and start t, started(j, t) - ended(i, t)
         count, starts = per_job[job.id]
         for dep in job.after:
-            nonzeros += _edge_terms(job, jobs.get(dep), count, starts,
+            nonzeros += _edge_terms(job, instance.job_by_id.get(dep), count, starts,
                                     per_job.get(dep, (0, 0))[0])
     size = BASE_BYTES + BYTES_PER_PLACEMENT * placements + BYTES_PER_NONZERO * nonzeros
     return ModelEstimate(placements, nonzeros, size)

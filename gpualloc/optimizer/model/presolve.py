@@ -102,10 +102,8 @@ def unaffordable(model, mat, alive: np.ndarray, after: Mapping[str, Sequence[str
     (``model.infeasible``)."""
     jobs = list(model.by_job)
     index = {j: n for n, j in enumerate(jobs)}
-    job_of = np.zeros(mat.n, np.int64)
-    for n, j in enumerate(jobs):
-        job_of[model.by_job[j]] = n
-    placed = np.bincount(job_of[alive], minlength=len(jobs))
+    job_of = mat.job_of  # ``by_job`` order
+    placed = np.bincount(job_of[alive], minlength=max(len(jobs), int(job_of.max(initial=-1)) + 1))
     uses = _least_uses(model, mat, alive, job_of, placed)
     closure = _closures(jobs, after)
     must = set().union(*(closure[j] for j in model.forced_jobs() if j in closure))
@@ -123,7 +121,7 @@ def unaffordable(model, mat, alive: np.ndarray, after: Mapping[str, Sequence[str
             model.infeasible.append(f"{rows[k].name}: the jobs that must run (mandatory ones "
                                     f"and their dependencies) use at least {spend:,.2f} > "
                                     f"{rows[k].rhs:,.2f}")
-    poor = np.zeros(len(jobs), bool)
+    poor = np.zeros(len(placed), bool)
     for j, group in closure.items():
         if j in must:
             continue
@@ -143,12 +141,12 @@ def _least_uses(model, mat, alive: np.ndarray, job_of: np.ndarray,
                 placed: np.ndarray) -> dict[int, list[tuple[int, float]]]:
     """Per job (its index), ``(row, least entry)`` for each budget row holding every one of its
     placements in ``alive`` with a positive least entry."""
-    budget = np.fromiter((r.kind in BUDGETS and r.sense == "<=" for r in model.rows), bool,
-                         mat.m)
-    negative = np.bincount(mat.rows, weights=mat.vals < 0, minlength=mat.m) > 0
-    rows = np.flatnonzero(budget & ~negative)
-    take = concat_ranges(mat.row_ptr, rows)
-    take = take[alive[mat.cols[take]]]
+    budget = np.flatnonzero(np.fromiter(
+        (r.kind in BUDGETS and r.sense == "<=" for r in model.rows), bool, mat.m))
+    take = concat_ranges(mat.row_ptr, budget)
+    negative = np.zeros(mat.m, bool)
+    negative[mat.rows[take][mat.vals[take] < 0]] = True  # a share cap's row: not a budget
+    take = take[alive[mat.cols[take]] & ~negative[mat.rows[take]]]
     if not len(take):
         return {}
     key = mat.rows[take] * len(placed) + job_of[mat.cols[take]]
