@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from ...models import Cap, Instance, Job
+from .precedence import PRECEDENCE_FULL_TERMS, PRECEDENCE_ROWS
 
 # Peak resident memory of ``solve`` (build, greedy, the search; default backend and strategy)
 # per placement and per nonzero, plus the interpreter and libraries: a least-squares fit
@@ -111,8 +112,6 @@ def _edge_terms(job: Job, dep: Job | None, count: int, starts: int, dep_count: i
     """Rule 5's terms for one edge: all its rows, or past ``PRECEDENCE_FULL_TERMS`` the thinned
     ones (``precedence._thinned``: the rows before the dep's first end, here its release plus
     its shortest option, then ``PRECEDENCE_ROWS`` and the order row)."""
-    from .precedence import PRECEDENCE_FULL_TERMS, PRECEDENCE_ROWS
-
     full = starts * (count + dep_count) // 2
     if full <= PRECEDENCE_FULL_TERMS or dep is None or not dep.options:
         return full

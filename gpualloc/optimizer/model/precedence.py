@@ -33,10 +33,11 @@ def precedence_rows(model: LinearModel, instance: Instance, blocks: list[_Block]
         # sides are prefixes of these (started by t; ended by t)
         starts, started = _by_time([(s, i) for b in by_job[job.id]
                                     for i, s in enumerate(b.starts, b.first)])
+        all_times = sorted(set(starts))
         for dep in job.after:
             ends, ended = _by_time([(s + b.periods, i) for b in by_job[dep]
                                     for i, s in enumerate(b.starts, b.first)])
-            times = sorted(set(starts))
+            times = all_times
             if ends and sum(bisect_right(starts, t) + bisect_right(ends, t)
                             for t in times) > PRECEDENCE_FULL_TERMS:
                 kept = _thinned(times, ends[0])
