@@ -20,12 +20,12 @@ from ...models import Cap, Instance, Job
 from .precedence import PRECEDENCE_FULL_TERMS, PRECEDENCE_ROWS
 
 # Peak resident memory of ``solve`` (build, greedy, the search; default backend and strategy)
-# per placement and per nonzero, plus the interpreter and libraries: a least-squares fit
-# (within 3%) of the peak RSS of `gpualloc solve --time-limit 5` on generated instances of
-# 7e3 .. 1.2e6 placements (README, "Size, time and memory guarantees"), rounded up.
+# per placement and per nonzero, plus the interpreter and libraries: fitted from above (-0.1% to
+# +21%) to the peak RSS of `gpualloc solve --time-limit 60` on generated instances of 7e3 ..
+# 1.05e6 placements (README, "Size, time and memory guarantees"), with rows stored as arrays.
 BYTES_PER_PLACEMENT = 1100
-BYTES_PER_NONZERO = 110
-BASE_BYTES = 160 * 2**20
+BYTES_PER_NONZERO = 60
+BASE_BYTES = 340 * 2**20
 DEFAULT_MEMORY_FRACTION = 0.6  # of MemAvailable, for the default limit
 
 

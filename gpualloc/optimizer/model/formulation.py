@@ -213,7 +213,7 @@ def capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) ->
     bounds = np.concatenate(([0], np.cumsum(np.bincount(cell, minlength=cells)))).tolist()
     # GPUs per cell; float sums of integers far below 2**53, so exact like sum(coefs) was.
     load = np.bincount(cell, weights=gpus[var], minlength=cells).tolist()
-    coef = gpus.astype(np.float64).tolist()
+    coef = gpus.astype(np.float64)
     rows = []
     for cluster in instance.clusters:
         check()
@@ -223,20 +223,22 @@ def capacity_rows(model: LinearModel, instance: Instance, check=lambda: None) ->
                 cap = pool.gpus_at(t)
                 if load[k + t] <= cap:
                     continue
-                idx = running[bounds[k + t]:bounds[k + t + 1]].tolist()
+                idx = running[bounds[k + t]:bounds[k + t + 1]]
                 if _at_most_one_fits(model, idx, cap):
                     continue
                 rows.append(Row("capacity", f"capacity[{cluster.id},{pool.accelerator},{t}]",
-                                idx, [coef[i] for i in idx], "<=", float(cap),
+                                idx, coef[idx], "<=", float(cap),
                                 (cluster.id, pool.accelerator, t)))
     return rows
 
 
-def _at_most_one_fits(model: LinearModel, idx: list[int], cap: int) -> bool:
+def _at_most_one_fits(model: LinearModel, idx: np.ndarray, cap: int) -> bool:
     """True when the row is implied: all vars belong to one job, each fitting on its own."""
-    job = model.placements[idx[0]].job if idx else None
-    return bool(idx) and all(model.placements[i].job == job and model.placements[i].gpus <= cap
-                             for i in idx)
+    if not len(idx):
+        return False
+    placements = model.placements
+    job = placements[idx[0]].job
+    return all(placements[i].job == job and placements[i].gpus <= cap for i in idx.tolist())
 
 
 def _credit_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) -> None:
@@ -374,7 +376,7 @@ def _tranche_rows(model: LinearModel, instance: Instance, blocks: list[_Block]) 
             if _implied(chosen, block_of[hit], coefs, limit):
                 continue
             model.rows.append(Row("tranche", f"tranche[{startup.id},{first}-{stop - 1}]",
-                                  var[hit].tolist(), coefs.tolist(), "<=", limit,
+                                  var[hit], coefs, "<=", limit,
                                   (startup.id, first, stop - 1)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal, NamedTuple
@@ -35,19 +37,54 @@ class Placement(NamedTuple):
         return self.start + self.periods
 
 
+_INT32_MAX = 2**31 - 1
+
+
+def int_array(values: Iterable[int] | np.ndarray) -> array:
+    """Variable indices as a compact ``array('i')`` (4 bytes each, not a list's 36)."""
+    if isinstance(values, array) and values.typecode == "i":
+        return values
+    if isinstance(values, np.ndarray):
+        if values.dtype != np.int32 and len(values) and \
+                (values.max() > _INT32_MAX or values.min() < -_INT32_MAX - 1):
+            raise OverflowError("a variable index does not fit array('i')")
+        return array("i", values.astype(np.int32, copy=False).tobytes())
+    return array("i", values)
+
+
+def float_array(values: Iterable[float] | np.ndarray) -> array:
+    """Coefficients as a compact ``array('d')`` (8 bytes each, not a list's 32)."""
+    if isinstance(values, array) and values.typecode == "d":
+        return values
+    if isinstance(values, np.ndarray):
+        return array("d", values.astype(np.float64, copy=False).tobytes())
+    return array("d", values)
+
+
 @dataclass(slots=True)
 class Row:
-    """A linear constraint ``sum coef * x[var] (sense) rhs`` with its origin for reports."""
+    """A linear constraint ``sum coef * x[var] (sense) rhs`` with its origin for reports.
+
+    ``vars`` and ``coefs`` are stored as ``array('i')`` and ``array('d')`` whatever sequence
+    they are given as (a big model has tens of millions of entries): they iterate, index and
+    slice like lists, and ``np.frombuffer`` reads them without a copy. Assign new ones through
+    ``int_array`` / ``float_array``."""
 
     kind: Kind
     name: str
-    vars: list[int]
-    coefs: list[float]
+    vars: array
+    coefs: array
     sense: Sense
     rhs: float
     # capacity rows: (cluster, accelerator, period); tranche: (start-up, first, last); order
     # rows (rule 5 on a long edge): (job, dep)
     key: tuple[str | int, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.vars = int_array(self.vars)
+        self.coefs = float_array(self.coefs)
+        if len(self.vars) != len(self.coefs):
+            raise ValueError(f"row {self.name}: {len(self.vars)} vars, {len(self.coefs)} coefs")
 
     def holds_at_zero(self) -> bool:
         """Whether the row holds with every variable at 0 (what an empty row must do)."""

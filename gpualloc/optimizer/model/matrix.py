@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -48,10 +47,11 @@ class Matrix:
                                     f"{n:,} placements")
             part = rows[lo:lo + CHUNK_ROWS]
             a, b = ptr[lo], ptr[min(m, lo + CHUNK_ROWS)]
-            self.cols[a:b] = np.fromiter(chain.from_iterable(r.vars for r in part), np.int64,
-                                         b - a)
-            self.vals[a:b] = np.fromiter(chain.from_iterable(r.coefs for r in part),
-                                         np.float64, b - a)
+            if a == b:
+                continue
+            # each row's arrays read in place (``Row`` stores ``array('i')``/``array('d')``)
+            self.cols[a:b] = np.concatenate([np.frombuffer(r.vars, np.int32) for r in part])
+            self.vals[a:b] = np.concatenate([np.frombuffer(r.coefs, np.float64) for r in part])
         self.sense = np.fromiter((SENSES[r.sense] for r in rows), np.int8, m)
         self.rhs = np.fromiter((r.rhs for r in rows), np.float64, m)
         order = _by_column(self.cols, n)
@@ -136,14 +136,6 @@ class Matrix:
         """(rows, coefficients) of variable ``v``."""
         a, b = self.col_ptr[v], self.col_ptr[v + 1]
         return self.col_rows[a:b], self.col_vals[a:b]
-
-    def touches(self) -> list[list[tuple[int, float]]]:
-        """The variable-to-row map as Python lists: per variable, its (row, coefficient)s.
-        For loops that visit a few variables many times (LNS); vectorised code uses
-        ``col_ptr``/``col_rows``/``col_vals``."""
-        rows, vals, ptr = self.col_rows.tolist(), self.col_vals.tolist(), self.col_ptr.tolist()
-        return [list(zip(rows[ptr[v]:ptr[v + 1]], vals[ptr[v]:ptr[v + 1]], strict=True))
-                for v in range(self.n)]
 
 
 def top_per_job(candidates: np.ndarray, score: np.ndarray, job_of: np.ndarray,

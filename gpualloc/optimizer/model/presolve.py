@@ -23,6 +23,7 @@ from graphlib import TopologicalSorter
 import numpy as np
 
 from ..stop import Stop
+from .linear import float_array, int_array
 from .matrix import concat_ranges
 
 MAX_ROUNDS = 20  # chains of precedence longer than this keep their last dead starts
@@ -197,8 +198,8 @@ def _label(name: str) -> str:
 
 def _compact(model, mat, alive: np.ndarray) -> None:
     """Renumber ``model`` without the columns not ``alive``: rows in chunks, so that the new
-    lists replace the old ones as they are made; a row that loses no entry keeps its
-    coefficient list (big models share those objects between rows)."""
+    arrays replace the old ones as they are made; a row that loses no entry keeps its
+    coefficients."""
     remap = np.cumsum(alive) - 1
     keep = alive[mat.cols]
     ptr = np.zeros(mat.m + 1, np.int64)
@@ -210,15 +211,15 @@ def _compact(model, mat, alive: np.ndarray) -> None:
     for lo in range(0, mat.m, CHUNK_ROWS):
         hi = min(mat.m, lo + CHUNK_ROWS)
         take = kept[ptr[lo]:ptr[hi]]
-        cols = remap[mat.cols[take]].tolist()
+        cols = remap[mat.cols[take]].astype(np.int32)
         bounds = (ptr[lo:hi + 1] - ptr[lo]).tolist()
         for k in range(lo, hi):
             row = model.rows[k]
             a, b = bounds[k - lo], bounds[k - lo + 1]
-            row.vars = cols[a:b]
+            row.vars = int_array(cols[a:b])
             if not lost[k]:
                 continue
-            row.coefs = mat.vals[take[a:b]].tolist()
+            row.coefs = float_array(mat.vals[take[a:b]])
             if a == b and was_l[k] and not row.holds_at_zero():
                 model.infeasible.append(f"{row.name} cannot hold: every placement in it is "
                                         "one that no plan can use")
