@@ -45,7 +45,6 @@ PATIENCE, MAX_PATIENCE = 5, 40  # halve mu after this many non-improving steps (
 DEFLECTION = 1.5  # Camerini-Fratta-Maffioli: d = g + beta d_prev, beta = max(0, -1.5 g.d/|d|²)
 TARGET_GAP = 0.1  # without a target: aim this share below the best bound
 SAFETY = 1e-9  # relative margin for floating-point error on the bound
-_SENSE = {"<=": 0, ">=": 1, "==": 2}
 
 
 @dataclass
@@ -63,7 +62,8 @@ class LagrangeResult:
 
 
 class _Relaxation:
-    """The relaxed rows as scaled coordinate arrays, and the per-job subproblem."""
+    """The relaxed rows as scaled coordinate arrays over the model's matrix (its index
+    arrays shared), and the per-job subproblem."""
 
     def __init__(self, model: LinearModel, stop: Stop | None = None) -> None:
         def check() -> None:  # the set-up takes ~1.8 s at 650k placements: stoppable
@@ -93,23 +93,26 @@ class _Relaxation:
             relaxed.append(k)
         forced |= model.forced_jobs()  # "exactly one" holds for these, whatever their rows
         check()
+        # The matrix's own index arrays, shared (a second copy was 40 bytes a nonzero): the
+        # entries of a row kept in the subproblem get scale 0. Vectors over rows (y, b, the
+        # subgradient) hold the relaxed rows only, ``index`` into the model's rows.
+        self.mat = mat
         self.index = np.array(relaxed, dtype=np.int64)
         self.m = len(relaxed)
-        counts = mat.row_ptr[self.index + 1] - mat.row_ptr[self.index]
-        take = concat_ranges(mat.row_ptr, self.index)
-        self.rows = np.repeat(np.arange(self.m), counts)
-        self.cols = mat.cols[take]
-        coefs = mat.vals[take]
+        counts = np.diff(mat.row_ptr)
+        size = np.bincount(mat.rows, weights=np.abs(mat.vals), minlength=mat.m)
+        keep = np.zeros(mat.m, bool)
+        keep[self.index] = True
         # row scale 1 / mean |coef|: binding rows then get multipliers of the objective's order
-        self.scale = counts / np.bincount(self.rows, weights=np.abs(coefs), minlength=self.m)
-        self.vals = coefs * self.scale[self.rows]
+        scale = np.divide(counts, size, out=np.zeros(mat.m), where=keep & (size > 0))
+        self.scale = scale[self.index]
+        self.rows, self.cols, self.row_ptr = mat.rows, mat.cols, mat.row_ptr
+        self.vals = mat.vals * scale[mat.rows]
+        check()
+        self.col_rows, self.col_ptr = mat.col_rows, mat.col_ptr
+        self.col_vals = mat.col_vals * scale[mat.col_rows]
         self.b = mat.rhs[self.index] * self.scale
         self.sense = mat.sense[self.index]
-        self.row_ptr = np.concatenate(([0], np.cumsum(counts)))
-        check()
-        by_col = np.argsort(self.cols, kind="stable")  # column-major copy for A x
-        self.col_rows, self.col_vals = self.rows[by_col], self.vals[by_col]
-        self.col_ptr = np.concatenate(([0], np.cumsum(np.bincount(self.cols, minlength=self.n))))
         check()
         jobs = [(job, idx) for job, idx in jobs_list if idx]
         alone = np.flatnonzero(job_of >= len(jobs_list)).tolist()  # columns of no job
@@ -128,13 +131,15 @@ class _Relaxation:
 
     def evaluate(self, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """``(L(y), b - A x(y), rc)``; ``A'y`` gathers only the rows with ``y != 0``."""
-        nz = np.flatnonzero(y)
+        full = np.zeros(self.mat.m)
+        full[self.index] = y
+        nz = self.index[np.flatnonzero(y)]
         if 3 * len(nz) < self.m:
             k = concat_ranges(self.row_ptr, nz)
-            aty = np.bincount(self.cols[k], weights=self.vals[k] * y[self.rows[k]],
+            aty = np.bincount(self.cols[k], weights=self.vals[k] * full[self.rows[k]],
                               minlength=self.n)
         else:
-            aty = np.bincount(self.cols, weights=self.vals * y[self.rows], minlength=self.n)
+            aty = np.bincount(self.cols, weights=self.vals * full[self.rows], minlength=self.n)
         rc = self.c - aty
         if not len(self.order):
             return float(y @ self.b), self.b.copy(), rc
@@ -145,8 +150,8 @@ class _Relaxation:
         hit = np.flatnonzero((r == best[self.seg]) & take[self.seg])
         first = hit[np.r_[True, self.seg[hit[1:]] != self.seg[hit[:-1]]]] if len(hit) else hit
         k = concat_ranges(self.col_ptr, self.order[first])  # A x(y) over the chosen columns only
-        ax = np.bincount(self.col_rows[k], weights=self.col_vals[k], minlength=self.m)
-        return value, self.b - ax, rc
+        ax = np.bincount(self.col_rows[k], weights=self.col_vals[k], minlength=self.mat.m)
+        return value, self.b - ax[self.index], rc
 
 
 def whole_assignment_row(row, job_of: np.ndarray, sizes: list[int]) -> bool:
