@@ -25,6 +25,13 @@ def test_row_stores_any_sequence_as_arrays(vars_) -> None:
     assert all(type(v) is int for v in row.vars)  # iterates as Python numbers, like a list
 
 
+def test_assigning_a_list_stores_an_array() -> None:
+    row = Row("capacity", "r", [0], [1.0], "<=", 1.0)
+    row.vars, row.coefs = [4, 5], np.array([2.0, 3.0])
+    assert isinstance(row.vars, array) and row.vars.tolist() == [4, 5]
+    assert isinstance(row.coefs, array) and row.coefs.tolist() == [2.0, 3.0]
+
+
 def test_row_with_unequal_lengths_is_refused() -> None:
     with pytest.raises(ValueError, match="2 vars, 1 coefs"):
         Row("credits", "credits[a]", [0, 1], [2.0], "<=", 1.0)

@@ -67,8 +67,8 @@ class Row:
 
     ``vars`` and ``coefs`` are stored as ``array('i')`` and ``array('d')`` whatever sequence
     they are given as (a big model has tens of millions of entries): they iterate, index and
-    slice like lists, and ``np.frombuffer`` reads them without a copy. Assign new ones through
-    ``int_array`` / ``float_array``."""
+    slice like lists, and ``np.frombuffer`` reads them without a copy. An assignment converts
+    too."""
 
     kind: Kind
     name: str
@@ -80,9 +80,14 @@ class Row:
     # rows (rule 5 on a long edge): (job, dep)
     key: tuple[str | int, ...] = ()
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "vars":
+            value = int_array(value)
+        elif name == "coefs":
+            value = float_array(value)
+        object.__setattr__(self, name, value)
+
     def __post_init__(self) -> None:
-        self.vars = int_array(self.vars)
-        self.coefs = float_array(self.coefs)
         if len(self.vars) != len(self.coefs):
             raise ValueError(f"row {self.name}: {len(self.vars)} vars, {len(self.coefs)} coefs")
 
