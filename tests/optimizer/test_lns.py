@@ -220,3 +220,23 @@ def test_lns_runs_highs_on_the_lp_support_beside_it(model, exact):
     assert result.values is not None and model.check(result.values) == []
     assert "support_mip_status" in result.stats and "mip_status" not in result.stats
     assert model.objective_value(result.values) <= exact + 1e-6 <= result.bound + 2e-6
+
+
+def test_an_lp_stopped_at_the_end_still_gives_its_stats_and_bound(instance, monkeypatch):
+    """An LP still running when the search ends (HiGHS between its checks) is stopped and
+    joined; its result, a proven bound so far, is taken rather than dropped."""
+    from gpualloc.optimizer.strategies import lp as lp_module
+
+    model = build(instance)
+    fake_bound = model.trivial_bound()
+
+    def solve_until_asked(self, model, time_limit=None, start=None, stop=None):
+        stop._event.wait(30.0)  # returns only on the request at the search's end
+        return lp_module.LpBound(fake_bound, None, 0.0, "stopped", iterations=1)
+
+    monkeypatch.setattr(lp_module.LpRun, "solve", solve_until_asked)
+    raw = lns_solve(model, SolveParams(time_limit=3, workers=1), Stop(3))
+    assert raw.values is not None and not model.check(raw.values)
+    assert raw.stats["lp_status"] == "stopped"
+    assert raw.stats["lp_bound"] == fake_bound
+    assert not any(s.startswith("lp: ") for s in raw.stats.get("lns_skipped", []))
