@@ -240,3 +240,25 @@ def test_an_lp_stopped_at_the_end_still_gives_its_stats_and_bound(instance, monk
     assert raw.stats["lp_status"] == "stopped"
     assert raw.stats["lp_bound"] == fake_bound
     assert not any(s.startswith("lp: ") for s in raw.stats.get("lns_skipped", []))
+
+
+def test_the_support_mip_leaves_time_for_highs_on_the_whole_model(model, monkeypatch):
+    """With HiGHS on the whole model to follow (2 workers, a small model), the support's MIP
+    gets at most ``SUPPORT_WHOLE_SHARE`` of the time left at the LP's end, and the whole
+    model's MIP runs after it."""
+    from gpualloc.optimizer.strategies import lns
+
+    given: list[tuple[float, float]] = []
+    real = lns.SupportMip
+
+    def recording(search, free, seed, stop):
+        given.append((stop.remaining(), stop._parent.remaining()))
+        return real(search, free, seed, stop)
+
+    monkeypatch.setattr(lns, "SupportMip", recording)
+    raw = lns_solve(model, SolveParams(time_limit=8, workers=2), Stop(8), greedy_values(model))
+    assert raw.values is not None and model.check(raw.values) == []
+    assert len(given) == 1
+    mine, left = given[0]
+    assert 0 < mine <= lns.SUPPORT_WHOLE_SHARE * left + 1e-3
+    assert "mip_status" in raw.stats and "support_mip_status" in raw.stats
