@@ -272,7 +272,7 @@ def lp_relaxation_duals(instance: Instance) -> dict[str, float] | None:
     from ..optimizer.backends.mip import _swallow_highs_banner, pulp_highs
     from ..optimizer.model.pulp import to_pulp
 
-    model = build(instance)
+    model = build(instance, roundings=False)  # the pool rows' own duals
     if model.infeasible:
         return None
     if not pulp.HiGHS(msg=False).available():

@@ -44,13 +44,16 @@ from ..stop import Stop, StopRequested
 from .linear import Kind, LinearModel, Placement, Row, Sense
 from .precedence import precedence_rows
 from .presolve import drop_dead
+from .rounding import rounding_rows
 
 
-def build(instance: Instance, stop: Stop | None = None, presolve: bool = True) -> LinearModel:
+def build(instance: Instance, stop: Stop | None = None, presolve: bool = True,
+          roundings: bool | None = None) -> LinearModel:
     """Derive the linear model of ``instance``. With ``stop``, a build that is stopped raises
     ``StopRequested`` (its detail: the placements made so far). ``presolve``: drop the
     placements no plan can use (``model.presolve``); off for a model whose rows are to be
-    relaxed (infeasibility analysis)."""
+    relaxed (infeasibility analysis). ``roundings`` (default: as ``presolve``): add the
+    roundings of the pool rows (``model.rounding``), valid rows that tighten the LP."""
     model = LinearModel()
     check = _checker(model, stop)
     with gc_paused():
@@ -67,6 +70,8 @@ def build(instance: Instance, stop: Stop | None = None, presolve: bool = True) -
         _tranche_rows(model, instance, blocks)
         _floor_rows(model, instance)
         check()
+        if presolve if roundings is None else roundings:
+            model.rows.extend(rounding_rows(model, check))
         if presolve:
             drop_dead(model, stop, after={job.id: job.after for job in instance.jobs})
         model.matrix(stop)  # every consumer shares it: built here, under the same stop

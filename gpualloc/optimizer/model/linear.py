@@ -15,7 +15,7 @@ from ..stop import Stop
 
 Sense = Literal["<=", ">=", "=="]
 Kind = Literal["assign", "capacity", "precedence", "credits", "cap", "tranche", "floor",
-               "limit"]
+               "limit", "rounding"]
 
 
 class Placement(NamedTuple):

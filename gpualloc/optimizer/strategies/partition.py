@@ -37,7 +37,7 @@ from .lagrange import priced_order
 from .lns import LAGRANGE_SECONDS, lagrangian_stage, lns_solve
 from .neighbourhood import restricted
 
-SHARED_KINDS = frozenset({"capacity", "cap"})  # rows split among the parts
+SHARED_KINDS = frozenset({"capacity", "cap", "rounding"})  # rows split among the parts
 PARTITION_MIN_JOBS = 15_000  # auto: partitions from this many jobs (and the LNS's size)
 PART_VARS = 150_000  # placements per part, about
 WHOLE_SHARE = 0.35  # of the budget left after the set-up, for the LNS on the whole model
