@@ -76,8 +76,9 @@ class Row:
     coefs: array
     sense: Sense
     rhs: float
-    # capacity rows: (cluster, accelerator, period); tranche: (start-up, first, last); order
-    # rows (rule 5 on a long edge): (job, dep)
+    # capacity rows: (cluster, accelerator, period); their roundings: (cluster, accelerator,
+    # period, divisor); tranche: (start-up, first, last); order rows (rule 5 on a long edge):
+    # (job, dep)
     key: tuple[str | int, ...] = ()
 
     def __setattr__(self, name: str, value: Any) -> None:
