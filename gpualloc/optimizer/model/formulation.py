@@ -54,6 +54,7 @@ def build(instance: Instance, stop: Stop | None = None, presolve: bool = True,
     placements no plan can use (``model.presolve``); off for a model whose rows are to be
     relaxed (infeasibility analysis). ``roundings`` (default: as ``presolve``): add the
     roundings of the pool rows (``model.rounding``), valid rows that tighten the LP."""
+    roundings = presolve if roundings is None else roundings
     model = LinearModel()
     check = _checker(model, stop)
     with gc_paused():
@@ -70,7 +71,7 @@ def build(instance: Instance, stop: Stop | None = None, presolve: bool = True,
         _tranche_rows(model, instance, blocks)
         _floor_rows(model, instance)
         check()
-        if presolve if roundings is None else roundings:
+        if roundings:
             model.rows.extend(rounding_rows(model, check))
         if presolve:
             drop_dead(model, stop, after={job.id: job.after for job in instance.jobs})

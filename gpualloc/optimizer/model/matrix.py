@@ -94,13 +94,8 @@ class Matrix:
 
     @functools.cached_property
     def job_of(self) -> np.ndarray:
-        """Each column's job number (``model.by_job`` order); a column of no job has its own
-        number, from ``len(model.by_job)`` on."""
-        by_job = self._model.by_job
-        job_of = np.arange(self.n, dtype=np.int64) + len(by_job)
-        for k, idx in enumerate(by_job.values()):
-            job_of[idx] = k
-        return job_of
+        """Each column's job number (``job_numbers``)."""
+        return job_numbers(self._model)
 
     @property
     def cost(self) -> np.ndarray:
@@ -136,6 +131,16 @@ class Matrix:
         """(rows, coefficients) of variable ``v``."""
         a, b = self.col_ptr[v], self.col_ptr[v + 1]
         return self.col_rows[a:b], self.col_vals[a:b]
+
+
+def job_numbers(model: LinearModel) -> np.ndarray:
+    """Each variable's job number (``model.by_job`` order); a variable of no job has its own
+    number, from ``len(model.by_job)`` on. ``Matrix.job_of`` caches it."""
+    by_job = model.by_job
+    job_of = np.arange(model.num_vars, dtype=np.int64) + len(by_job)
+    for k, idx in enumerate(by_job.values()):
+        job_of[idx] = k
+    return job_of
 
 
 def top_per_job(candidates: np.ndarray, score: np.ndarray, job_of: np.ndarray,

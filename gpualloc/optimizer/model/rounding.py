@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from .linear import LinearModel, Row
+from .matrix import job_numbers
 
 PER_ROW = 2  # roundings kept per pool row (the strongest)
 # only pools of at most this many GPUs in the period (a few machines, where a job's GPU count
@@ -45,9 +46,7 @@ MIN_CUT = 0.1
 
 def rounding_rows(model: LinearModel, check=lambda: None) -> list[Row]:
     """The roundings of ``model``'s pool capacity rows (see the module doc)."""
-    job_of = np.zeros(model.num_vars, np.int64)
-    for k, idx in enumerate(model.by_job.values()):
-        job_of[idx] = k
+    job_of = job_numbers(model)  # the matrix is built after these rows are added
     budget = max(MIN_BUDGET, NNZ_SHARE * sum(len(r.vars) for r in model.rows))
     out: list[Row] = []
     for n, row in enumerate(model.rows):
@@ -60,15 +59,15 @@ def rounding_rows(model: LinearModel, check=lambda: None) -> list[Row]:
                 not float(row.rhs).is_integer() or not np.all(coefs == np.round(coefs)) or \
                 coefs.min() < 1:
             continue
-        for d, cut, keep in _strongest(coefs, int(row.rhs), job_of[np.frombuffer(row.vars,
-                                                                                  np.int32)]):
+        cols = np.frombuffer(row.vars, np.int32)
+        for d, cut, keep in _strongest(coefs, int(row.rhs), job_of[cols]):
             if budget < keep.sum():
                 return out
             budget -= keep.sum()
             cluster, accelerator, t = row.key
             out.append(Row("rounding", f"rounding[{cluster},{accelerator},{d},{t}]",
-                           np.frombuffer(row.vars, np.int32)[keep], cut[keep], "<=",
-                           float(int(row.rhs) // d), (cluster, accelerator, t, d)))
+                           cols[keep], cut[keep], "<=", float(int(row.rhs) // d),
+                           (cluster, accelerator, t, d)))
     return out
 
 
